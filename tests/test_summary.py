@@ -1,0 +1,106 @@
+"""The analytic summary against the paper's Table 2 and hand arithmetic."""
+import pytest
+
+import tfvgg
+
+# Simonyan & Zisserman (2014), Table 2 (parameters at 224x224x3, 1000 classes).
+PAPER_PARAMS = {
+    "A": 132_863_336,
+    "A-LRN": 132_863_336,
+    "B": 133_047_848,
+    "C": 133_638_952,
+    "D": 138_357_544,
+    "E": 143_667_240,
+}
+
+
+@pytest.mark.parametrize("config,expected", sorted(PAPER_PARAMS.items()))
+def test_parameter_counts_match_the_paper(config, expected):
+    assert tfvgg.summary(config, (224, 224, 3), print_fn=None).total_params == expected
+
+
+def test_vgg16_costs_15_47_g_multiply_adds():
+    s = tfvgg.summary("D", (224, 224, 3), print_fn=None)
+    assert round(s.total_mult_adds / 1e9, 2) == 15.47
+
+
+def test_vgg16_rows_by_hand():
+    rows = {r.name: r for r in tfvgg.summary("vgg16", (224, 224, 3), print_fn=None).rows}
+    assert rows["conv1_1"].params == 3 * 3 * 3 * 64 + 64 == 1_792
+    assert rows["conv1_1"].mult_adds == 224 * 224 * 3 * 3 * 3 * 64
+    assert rows["conv1_1"].output_shape == (224, 224, 64)
+    assert rows["pool5"].output_shape == (7, 7, 512)
+    assert rows["flatten"].output_shape == (25_088,)
+    assert rows["fc6"].params == 7 * 7 * 512 * 4096 + 4096 == 102_764_544
+    assert rows["fc8"].output_shape == (1000,)
+
+
+def test_config_c_has_1x1_convolutions():
+    rows = {r.name: r for r in tfvgg.summary("C", print_fn=None).rows}
+    assert rows["conv3_3"].kind == "conv1-256"
+    assert rows["conv3_3"].params == 1 * 1 * 256 * 256 + 256
+    assert rows["conv5_3"].kind == "conv1-512"
+
+
+def test_a_lrn_has_one_lrn_after_conv1_1():
+    names = [r.name for r in tfvgg.summary("A-LRN", print_fn=None).rows]
+    assert names[:3] == ["conv1_1", "lrn1", "pool1"]
+    assert sum(n.startswith("lrn") for n in names) == 1
+
+
+def test_small_vgg11_for_fashion_mnist():
+    s = tfvgg.summary("vgg11_small", (224, 224, 1), print_fn=None)
+    rows = {r.name: r for r in s.rows}
+    assert rows["conv1_1"].params == 3 * 3 * 1 * 16 + 16
+    assert rows["pool5"].output_shape == (7, 7, 128)
+    assert rows["fc6"].params == 7 * 7 * 128 * 4096 + 4096
+    assert s.num_classes == 10
+
+
+def test_alexnet_by_hand():
+    s = tfvgg.summary("alexnet", (224, 224, 3), print_fn=None)
+    rows = {r.name: r for r in s.rows}
+    assert rows["conv1"].output_shape == (56, 56, 96)
+    assert rows["pool1"].output_shape == (27, 27, 96)   # overlapping 3x3/2: (56-3)/2+1
+    assert rows["pool5"].output_shape == (6, 6, 256)
+    expected = (11 * 11 * 3 * 96 + 96) + (5 * 5 * 96 * 256 + 256) + (3 * 3 * 256 * 384 + 384) \
+        + (3 * 3 * 384 * 384 + 384) + (3 * 3 * 384 * 256 + 256) + (6 * 6 * 256 * 4096 + 4096) \
+        + (4096 * 4096 + 4096) + (4096 * 1000 + 1000)
+    assert s.total_params == expected
+
+
+def test_lenet_by_hand():
+    s = tfvgg.summary("lenet", (28, 28, 1), print_fn=None)
+    expected = (5 * 5 * 1 * 20 + 20) + (5 * 5 * 20 * 50 + 50) + (7 * 7 * 50 * 500 + 500) + (500 * 10 + 10)
+    assert s.total_params == expected == 1_256_080
+
+
+def test_input_size_and_classes_are_arguments():
+    s = tfvgg.summary("D", (32, 32, 1), num_classes=10, print_fn=None)
+    rows = {r.name: r for r in s.rows}
+    assert rows["pool5"].output_shape == (1, 1, 512)
+    assert rows["conv1_1"].params == 3 * 3 * 1 * 64 + 64
+    assert rows["fc8"].output_shape == (10,)
+
+
+def test_summary_prints_a_table():
+    lines = []
+    tfvgg.summary("D", (224, 224, 3), print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "138,357,544" in text
+    assert "conv5_3" in text and "224x224x64" in text
+
+
+def test_unknown_config_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown config 'F'.*A-LRN.*vgg16"):
+        tfvgg.summary("F", print_fn=None)
+
+
+def test_too_small_input_for_valid_pooling():
+    with pytest.raises(ValueError, match="pool5.*too small"):
+        tfvgg.summary("alexnet", (32, 32, 3), print_fn=None)
+
+
+def test_bad_input_shape():
+    with pytest.raises(ValueError, match=r"\(H, W, C\)"):
+        tfvgg.summary("D", (224, 224), print_fn=None)

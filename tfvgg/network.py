@@ -1,0 +1,112 @@
+"""One builder that walks a network's layer specs with the primitives."""
+import tensorflow as tf
+
+from tfvgg import configs
+from tfvgg.ops import (check_keep_prob, conv_op, dropout_op, fc_op, flatten_op, lrn_op, mpool_op,
+                       DATA_FORMATS)
+
+
+def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, data_format="NHWC",
+                 dtype=None, dropout_seed=None):
+    """Build network ``config`` on ``images``; returns ``(predictions, softmax, logits)``.
+
+    Args:
+      images: ``[N, H, W, C]`` float (``[N, C, H, W]`` with ``data_format="NCHW"``).
+        Any H, W, C: the first call creates the variables for that shape.
+      p: a ``tfvgg.ParamStore``; its variables are created on the first call.
+      keep_prob: dropout keep probability in (0, 1]; 1.0 for inference.
+      config: a name from ``tfvgg.network_names()`` ("A", "A-LRN", "B", "C", "D",
+        "E", "vgg11".."vgg19", "vgg11_small", "alexnet", "lenet") or a ``Network``.
+      num_classes: width of the last layer; None = the network's default.
+      dtype: compute dtype ("float32", "bfloat16", "float16"); None = images' dtype.
+
+    Returns:
+      predictions ``[N]`` int64 (argmax), softmax ``[N, num_classes]`` float32,
+      logits ``[N, num_classes]`` float32 (the last layer, without ReLU).
+    """
+    net = configs.get_network(config)
+    check_keep_prob(keep_prob)
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+        raise ValueError(f"{net.name} expects images of rank 4 ({'[N, H, W, C]' if data_format == 'NHWC' else '[N, C, H, W]'}); "
+                         f"got shape {images.shape}")
+    if not images.dtype.is_floating:
+        raise TypeError(f"{net.name} expects float images; got {images.dtype.name} (cast and scale them first)")
+    if dtype is not None:
+        images = tf.cast(images, dtype)
+    image_hwc = _hwc(images.shape[1:], data_format)
+    p.remember_shape("images", image_hwc)
+
+    x = images
+    previous = None
+    for layer in net.with_classes(num_classes):
+        if isinstance(layer, configs.Conv):
+            x = conv_op(x, layer.name, layer.kernel, layer.kernel, layer.channels, layer.stride, layer.stride, p,
+                        padding=layer.padding, data_format=data_format)
+        elif isinstance(layer, configs.Pool):
+            x = mpool_op(x, layer.name, layer.kernel, layer.kernel, layer.stride, layer.stride,
+                         padding=layer.padding, data_format=data_format)
+        elif isinstance(layer, configs.LRN):
+            x = lrn_op(x, layer.name, data_format=data_format)
+        elif isinstance(layer, configs.Flatten):
+            before_flatten = _hwc(x.shape[1:], data_format)
+            p.remember_shape(layer.name, before_flatten)
+            x = flatten_op(x, layer.name, data_format=data_format)
+        elif isinstance(layer, configs.FC):
+            if isinstance(previous, configs.Flatten):
+                _check_flat_size(p, layer.name, previous.name, before_flatten, image_hwc)
+            x = fc_op(x, layer.name, layer.units, p, relu=layer.relu)
+        elif isinstance(layer, configs.Dropout):
+            x = dropout_op(x, layer.name, keep_prob, seed=dropout_seed)
+        else:
+            raise TypeError(f"{net.name}: unknown layer spec {layer!r}")
+        previous = layer
+
+    logits = tf.cast(x, tf.float32)
+    softmax = tf.nn.softmax(logits)
+    predictions = tf.argmax(softmax, axis=1)
+    return predictions, softmax, logits
+
+
+def vgg11(images, p, keep_prob=1.0, num_classes=None, **kwargs):
+    """VGG-11 (configuration A)."""
+    return inference_op(images, p, keep_prob, "A", num_classes, **kwargs)
+
+
+def vgg13(images, p, keep_prob=1.0, num_classes=None, **kwargs):
+    """VGG-13 (configuration B)."""
+    return inference_op(images, p, keep_prob, "B", num_classes, **kwargs)
+
+
+def vgg16(images, p, keep_prob=1.0, num_classes=None, **kwargs):
+    """VGG-16 (configuration D)."""
+    return inference_op(images, p, keep_prob, "D", num_classes, **kwargs)
+
+
+def vgg19(images, p, keep_prob=1.0, num_classes=None, **kwargs):
+    """VGG-19 (configuration E)."""
+    return inference_op(images, p, keep_prob, "E", num_classes, **kwargs)
+
+
+def _hwc(shape, data_format):
+    dims = tuple(shape)
+    return dims if data_format == "NHWC" else (dims[1], dims[2], dims[0])
+
+
+def _check_flat_size(p, fc_name, flatten_name, before_flatten, image_hwc):
+    """The first FC after flatten fixes the image size; say which one if it changed."""
+    kernel = p.get(f"{fc_name}/w")
+    got = before_flatten[0] * before_flatten[1] * before_flatten[2]
+    if kernel is None or kernel.shape[0] == got:
+        return
+    built = p.built_shapes.get(flatten_name)
+    built_images = p.built_shapes.get("images")
+    was = f" ({_fmt(built)}, images of {_fmt(built_images[:2])})" if built and built_images else ""
+    raise ValueError(f"{fc_name} expects {kernel.shape[0]} inputs{was}; got {got} "
+                     f"({_fmt(before_flatten)}, images of {_fmt(image_hwc[:2])})")
+
+
+def _fmt(dims):
+    return "x".join(str(d) for d in dims)

@@ -1,0 +1,97 @@
+"""The parameter store: every variable of a network, created once, found by name.
+
+The classic TF1 code threaded a Python list ``p`` through every layer and
+appended ``[kernel, biases]`` to it. Here ``p`` is a ``ParamStore``
+(a ``tf.Module``): the first call of a layer creates its variables under the
+layer's name (``conv1_1/w``, ``conv1_1/b``), later calls get the same ones
+back, eagerly or inside ``tf.function``. ``p.params`` is still the classic
+ordered list ``[kernel, bias, kernel, bias, ...]`` in layer order.
+"""
+import zlib
+
+import tensorflow as tf
+
+
+class ParamStore(tf.Module):
+    """Float32 variables keyed by ``"<layer>/<w|b>"``, in creation order.
+
+    Args:
+      seed: int; with the same seed every variable gets the same initial
+        values (each variable's stateless seed is ``(seed, crc32(name))``,
+        so values do not depend on the order layers are built in).
+      trainable: default for new variables.
+    """
+
+    def __init__(self, seed=0, trainable=True, name=None):
+        super().__init__(name=name)
+        self.seed = int(seed)
+        self.trainable = bool(trainable)
+        self._by_name = {}
+        # Shapes a builder wants to remember from the first build (e.g. the
+        # image size the fc6 variables were created for), for error messages.
+        self.built_shapes = {}
+
+    def get_or_create(self, name, shape, initializer, trainable=None):
+        """The variable called ``name``; created with ``initializer`` if new.
+
+        Creation is lifted out of any ``tf.function`` trace (``tf.init_scope``),
+        so a traced function captures the variable instead of owning it.
+        Raises ValueError if it exists with another shape.
+        """
+        shape = tuple(int(d) for d in shape)
+        existing = self._by_name.get(name)
+        if existing is not None:
+            if tuple(existing.shape) != shape:
+                raise ValueError(
+                    f"{name}: the store holds this variable with shape {_fmt(existing.shape)}; "
+                    f"this call needs {_fmt(shape)}"
+                )
+            return existing
+        seed = (self.seed, zlib.crc32(name.encode()) & 0x7FFFFFFF)
+        with tf.init_scope():
+            initial_value = initializer(shape, tf.float32, seed)
+            variable = tf.Variable(
+                initial_value,
+                trainable=self.trainable if trainable is None else trainable,
+                name=name.replace("/", "_"),
+            )
+        self._by_name[name] = variable
+        return variable
+
+    def get(self, name):
+        """The variable called ``name``, or None."""
+        return self._by_name.get(name)
+
+    def __getitem__(self, name):
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no variable {name!r} in the store; it has {list(self._by_name)}") from None
+
+    def __contains__(self, name):
+        return name in self._by_name
+
+    def __len__(self):
+        return len(self._by_name)
+
+    @property
+    def names(self):
+        """Variable names in creation (= layer) order."""
+        return list(self._by_name)
+
+    @property
+    def params(self):
+        """The classic list ``[kernel, bias, kernel, bias, ...]`` in layer order."""
+        return list(self._by_name.values())
+
+    def count_params(self):
+        """Total number of scalars in all variables."""
+        return sum(int(v.shape.num_elements()) for v in self._by_name.values())
+
+    def remember_shape(self, key, shape):
+        """Record ``shape`` under ``key`` the first time only."""
+        self.built_shapes.setdefault(key, tuple(int(d) for d in shape))
+
+
+def _fmt(shape):
+    return "x".join(str(int(d)) for d in shape)
