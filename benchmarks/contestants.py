@@ -1,0 +1,196 @@
+"""What gets timed: one batch of each pass, for tfvgg and for the peers a user would pick instead.
+
+Every builder takes a ``Workload`` and returns ``{pass_name: run}``, where
+``run()`` executes one batch and returns after the device has finished. Passes:
+  forward           inference, keep_prob 1.0, fetch the argmax predictions;
+  forward_backward  gradient of l2_loss(logits) w.r.t. every parameter, keep_prob 0.5,
+                    fetched as one checksum that reads every gradient (grappler prunes
+                    gradients held only by control dependencies: measured, they vanish);
+  train             forward_backward plus an SGD update of every parameter.
+Inputs are random images held in a variable on the device, created once.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+import tfvgg
+from tfvgg import configs
+from tfvgg.precision import DynamicLossScale, compute_dtype
+
+PASSES = ("forward", "forward_backward", "train")
+LEARNING_RATE = 1e-6      # tiny: train steps must not blow random weights up mid-benchmark
+FP16_STATIC_LOSS_SCALE = 128.0
+KERAS_MODELS = {"D": "VGG16", "E": "VGG19"}
+
+
+class PeerUnavailable(Exception):
+    """This peer cannot run this workload (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: str
+    batch_size: int
+    image_size: int
+    channels: int
+    num_classes: int
+    data_format: str = "NHWC"
+    precision: str = "fp32"
+    xla: bool = False
+    device: str = "/CPU:0"
+
+    @property
+    def dtype(self):
+        return compute_dtype(self.precision)
+
+    def image_shape(self):
+        s, c = self.image_size, self.channels
+        return (self.batch_size, s, s, c) if self.data_format == "NHWC" else (self.batch_size, c, s, s)
+
+    def random_images(self):
+        """The classic input: N(0, 0.1) images, as a variable so every batch reads device memory."""
+        return tf.Variable(tf.random.stateless_normal(self.image_shape(), seed=(0, 1), stddev=0.1),
+                           trainable=False, name="images")
+
+
+def tfvgg_passes(w, passes=PASSES):
+    """tfvgg's ``inference_op`` in ``tf.function`` graphs."""
+    with tf.device(w.device):
+        images = w.random_images()
+        p = tfvgg.ParamStore(seed=0)
+        loss_scale = DynamicLossScale() if w.precision == "fp16" else None
+
+        def logits_of(keep_prob):
+            return tfvgg.inference_op(images, p, keep_prob, w.model, w.num_classes,
+                                      data_format=w.data_format, dtype=w.dtype)[2]
+
+        logits_of(1.0)  # create the variables eagerly, once, before any trace
+
+        def gradients():
+            with tf.GradientTape() as tape:
+                loss = tf.nn.l2_loss(logits_of(0.5))
+                scaled = loss_scale.scaled(loss) if loss_scale else loss
+            grads = tape.gradient(scaled, p.params)
+            check_gradients(grads, p.names)
+            if loss_scale:
+                grads, finite = loss_scale.unscale(grads)
+                loss_scale.update(finite)
+            return loss, grads
+
+        def forward():
+            return tfvgg.inference_op(images, p, 1.0, w.model, w.num_classes,
+                                      data_format=w.data_format, dtype=w.dtype)[0]
+
+        def forward_backward():
+            return gradient_checksum(gradients()[1])
+
+        def train():
+            loss, grads = gradients()
+            for variable, grad in zip(p.params, grads):
+                variable.assign_sub(LEARNING_RATE * grad)
+            return loss
+
+        fns = {"forward": forward, "forward_backward": forward_backward, "train": train}
+        return {name: _runner(tf.function(fns[name], jit_compile=w.xla or None), w.device) for name in passes}
+
+
+def keras_passes(w, passes=PASSES):
+    """``keras.applications`` VGG16/VGG19 (weights=None) with the same inputs, in ``tf.function``."""
+    net = configs.get_network(w.model)
+    if net.name not in KERAS_MODELS:
+        raise PeerUnavailable(f"keras.applications has no counterpart of {net.name}")
+    if w.data_format != "NHWC":
+        raise PeerUnavailable("keras.applications is timed in NHWC only (its channels_first mode is a global switch)")
+    import keras  # a benchmark peer only; tfvgg itself never imports Keras
+
+    policy = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}[w.precision]
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        with tf.device(w.device):
+            images = w.random_images()
+            model = getattr(keras.applications, KERAS_MODELS[net.name])(
+                weights=None, input_shape=(w.image_size, w.image_size, w.channels), classes=w.num_classes,
+                classifier_activation=None)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    variables = model.trainable_variables
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = tf.nn.l2_loss(tf.cast(model(images, training=True), tf.float32))
+            scaled = loss * FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else loss
+        grads = tape.gradient(scaled, variables)
+        if w.precision == "fp16":
+            grads = [g / FP16_STATIC_LOSS_SCALE for g in grads]
+        return loss, grads
+
+    def forward():
+        return tf.argmax(model(images, training=False), axis=1)
+
+    def forward_backward():
+        return gradient_checksum(gradients()[1])
+
+    def train():
+        loss, grads = gradients()
+        for variable, grad in zip(variables, grads):
+            variable.assign_sub(LEARNING_RATE * grad)
+        return loss
+
+    fns = {"forward": forward, "forward_backward": forward_backward, "train": train}
+    return {name: _runner(tf.function(fns[name], jit_compile=w.xla or None), w.device) for name in passes}
+
+
+def tf1_passes(w, passes=PASSES):
+    """The classic TensorFlow 1 style: ``get_variable`` layers in a ``tf.Graph`` run by a ``Session``."""
+    from benchmarks import tf1_graph
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.device(w.device):
+        tf.compat.v1.set_random_seed(0)
+        images = tf.compat.v1.get_variable("images", initializer=tf.random.normal(w.image_shape(), stddev=0.1),
+                                           trainable=False)
+        keep_prob = tf.compat.v1.placeholder(tf.float32, shape=(), name="keep_prob")
+        predictions, logits, params = tf1_graph.inference(images, keep_prob, w.model, w.num_classes,
+                                                          w.data_format, w.dtype)
+        loss = tf.nn.l2_loss(logits)
+        scale = FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else 1.0
+        grads = [g / scale for g in tf.compat.v1.gradients(loss * scale, params)]
+        check_gradients(grads, [v.op.name for v in params])
+        targets = {
+            "forward": (predictions, 1.0),
+            "forward_backward": (gradient_checksum(grads), 0.5),
+            "train": (tf.group(*[v.assign_sub(LEARNING_RATE * g) for v, g in zip(params, grads)]), 0.5),
+        }
+        init = tf.compat.v1.global_variables_initializer()
+    config = tf.compat.v1.ConfigProto()
+    if w.xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    session.run(init)
+    return {name: _session_runner(session, targets[name][0], {keep_prob: targets[name][1]}) for name in passes}
+
+
+def gradient_checksum(grads):
+    """Sum of every gradient element: a data dependency on all of them, for under 1% of the step's work."""
+    return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
+
+
+def check_gradients(grads, names):
+    """Every parameter must get a gradient: an empty or partial list would time nothing."""
+    missing = [n for n, g in zip(names, grads) if g is None]
+    if not grads or missing or len(grads) != len(names):
+        raise RuntimeError(f"gradients missing for {missing or 'every parameter'}")
+
+
+def _runner(fn, device):
+    def run():
+        with tf.device(device):
+            result = fn()
+        return np.asarray(result)  # blocks until the device is done; the result is tiny
+    return run
+
+
+def _session_runner(session, target, feed):
+    return lambda: session.run(target, feed_dict=feed)
