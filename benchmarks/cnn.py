@@ -105,15 +105,15 @@ def device_name(device):
     return f"{model or platform.processor() or 'CPU'}, {os.cpu_count()} cores"
 
 
-def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print):
+def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096):
     """Time ``passes`` for tfvgg and ``peers``; returns the results dict (see BUILD.md for its fields)."""
     fwd_flops = 2.0 * model_summary.total_mult_adds * workload.batch_size
     flops = {"forward": fwd_flops, "forward_backward": 3 * fwd_flops, "train": 3 * fwd_flops}
     dev = workload.device.lstrip("/")
 
     print_fn(f"Probing the {dev} matmul peak in {workload.precision} ...")
-    peak = timing.matmul_peak_flops(compute_dtype(workload.precision), device=workload.device)
-    print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 4096x4096 matmuls)")
+    peak = timing.matmul_peak_flops(compute_dtype(workload.precision), n=probe_size, device=workload.device)
+    print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
 
     builders = {"tfvgg": contestants.tfvgg_passes, **{name: PEERS[name] for name in peers}}
     runs, skipped = {}, {}

@@ -1,0 +1,214 @@
+"""The benchmark: statistics on a fake clock, flag errors, tiny end-to-end runs of every pass and precision."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvgg
+from benchmarks import cnn, contestants, timing
+from tfvgg.precision import DynamicLossScale
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class FakeClock:
+    """Each contestant call advances time by its next scripted duration."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def scripted(clock, durations, calls, name):
+    durations = iter(durations)
+
+    def run():
+        calls.append(name)
+        clock.now += next(durations)
+    return run
+
+
+def test_statistics_on_a_fake_clock():
+    clock, calls = FakeClock(), []
+    runs = {"a": scripted(clock, [9.0, 9.0, 1.0, 2.0, 3.0, 4.0], calls, "a"),
+            "b": scripted(clock, [9.0, 9.0, 0.5, 0.5, 0.5, 0.5], calls, "b")}
+    result = timing.time_contestants(runs, num_batches=4, num_warmup_batches=2, clock=clock, print_fn=None)
+    assert calls == ["a", "b"] * 6            # interleaved, warm-up included
+    assert result["a"].durations == [1.0, 2.0, 3.0, 4.0]   # every timed batch, no warm-up
+    assert result["a"].mean == 2.5
+    assert result["a"].sd == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    assert result["b"].mean == 0.5 and result["b"].sd == 0.0
+
+
+def test_sd_of_identical_durations_is_exactly_zero():
+    # E[x^2] - mean^2 gives a tiny negative variance here (and sqrt fails); two passes cannot.
+    t = timing.Timing([0.1] * 3 + [0.1 + 1e-17] * 97)
+    assert t.sd >= 0.0 and t.sd < 1e-15
+    naive = sum(d * d for d in t.durations) / t.count - t.mean ** 2
+    assert naive != 0.0  # the classic formula's rounding error, for the record
+
+
+def test_progress_lines_and_eta():
+    clock, lines = FakeClock(), []
+    runs = {"x": scripted(clock, [2.0] * 5, [], "x")}
+    timing.time_contestants(runs, num_batches=5, clock=clock, log_every=2, print_fn=lines.append)
+    assert lines == ["step 2/5: x 2.000 s; elapsed 4.0 s, ETA 6.0 s",
+                     "step 4/5: x 2.000 s; elapsed 8.0 s, ETA 2.0 s",
+                     "step 5/5: x 2.000 s; elapsed 10.0 s, ETA 0.0 s"]
+
+
+def test_num_batches_must_be_positive():
+    with pytest.raises(ValueError, match="num_batches must be >= 1"):
+        timing.time_contestants({"x": lambda: None}, num_batches=0)
+
+
+def test_every_parameter_gets_a_gradient():
+    p = tfvgg.ParamStore()
+    images = tf.random.stateless_normal([2, 32, 32, 3], seed=(0, 0))
+    tfvgg.inference_op(images, p, config="D")
+    with tf.GradientTape() as tape:
+        loss = tf.nn.l2_loss(tfvgg.inference_op(images, p, 0.5, "D")[2])
+    grads = tape.gradient(loss, p.params)
+    assert len(grads) == len(p.params) == 32
+    assert all(g is not None and float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+    contestants.check_gradients(grads, p.names)
+    with pytest.raises(RuntimeError, match="gradients missing for \\['conv1_1/b'\\]"):
+        contestants.check_gradients([grads[0], None], p.names[:2])
+    with pytest.raises(RuntimeError, match="every parameter"):
+        contestants.check_gradients([], [])
+
+
+def test_dynamic_loss_scale():
+    ls = DynamicLossScale(initial_scale=8.0, growth_steps=2)
+    grads, finite = ls.unscale([tf.constant([8.0, 16.0])])
+    np.testing.assert_array_equal(grads[0].numpy(), [1.0, 2.0])
+    assert bool(finite)
+    ls.update(finite)
+    assert float(ls.scale) == 8.0
+    ls.update(tf.constant(True))
+    assert float(ls.scale) == 16.0                      # grew after 2 finite steps
+    _, finite = ls.unscale([tf.constant([np.inf], tf.float16)])
+    assert not bool(finite)
+    ls.update(finite)
+    assert float(ls.scale) == 8.0 and int(ls.finite_steps) == 0
+
+
+def tiny(precision="fp32", data_format="NHWC", xla=False, model="D", image_size=32):
+    net = tfvgg.get_network(model)
+    return contestants.Workload(model=net.name, batch_size=2, image_size=image_size, channels=net.input_shape[2],
+                                num_classes=10, data_format=data_format, precision=precision, xla=xla)
+
+
+def run_tiny(workload, passes, peers=(), probe_size=128):
+    s = tfvgg.summary(workload.model, (workload.image_size, workload.image_size, workload.channels),
+                      workload.num_classes, print_fn=None)
+    return cnn.run_benchmark(workload, s, {"num_batches": 1, "num_warmup_batches": 1}, passes, list(peers),
+                             display_every=1, print_fn=lambda *_: None, probe_size=probe_size)
+
+
+PASS_FIELDS = {"seconds_per_batch_mean", "seconds_per_batch_sd", "images_per_sec", "tflops", "peak_fraction"}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_tiny_run_of_every_pass_with_both_peers(precision):
+    results = run_tiny(tiny(precision), list(contestants.PASSES), peers=["keras", "tf1"])
+    for pass_name in contestants.PASSES:
+        assert PASS_FIELDS <= set(results[pass_name])
+        assert results[pass_name]["images_per_sec"] > 0
+        for peer in ("keras", "tf1"):
+            entry = results["compare"][peer][pass_name]
+            assert entry["ratio"] == pytest.approx(results[pass_name]["images_per_sec"] / entry["images_per_sec"])
+    assert results["skipped"] == {}
+    assert results["peak_tflops"] > 0
+
+
+def test_tiny_run_nchw_xla_and_a_model_keras_lacks():
+    results = run_tiny(tiny(data_format="NCHW", xla=True, model="A-LRN"), ["forward", "forward_backward"],
+                       peers=["keras", "tf1"])
+    assert "keras" in results["skipped"] and "A-LRN" in results["skipped"]["keras"]
+    assert set(results["compare"]) == {"tf1"}
+    assert PASS_FIELDS <= set(results["forward_backward"])
+
+
+def test_tf1_peer_computes_the_same_network():
+    w = tiny(model="alexnet", image_size=64)
+    runs = contestants.tf1_passes(w, ["forward", "forward_backward"])
+    predictions = runs["forward"]()
+    assert predictions.shape == (2,)
+    assert np.isfinite(runs["forward_backward"]())
+
+
+def test_out_of_memory_is_reported_not_raised(monkeypatch):
+    def exhausted(w, passes):
+        def run():
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+        return {p: run for p in passes}
+    monkeypatch.setattr(contestants, "tfvgg_passes", exhausted)
+    results = run_tiny(tiny(), ["forward"])
+    assert results["error"].startswith("out of memory on CPU:0 during forward with --batch_size=2; "
+                                       "try --batch_size=1")
+    assert "forward" not in results
+
+
+def test_json_is_written_atomically(tmp_path):
+    path = tmp_path / "r.json"
+    cnn.write_json_atomically(str(path), {"forward": {"images_per_sec": 1.5}})
+    assert json.loads(path.read_text()) == {"forward": {"images_per_sec": 1.5}}
+    assert os.listdir(tmp_path) == ["r.json"]
+
+
+def run_cli(*args, timeout=300):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, "-m", "benchmarks.vgg16", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--batch_size=0"], "--batch_size=0"),
+    (["--model=F"], "--model"),
+    (["--passes=sideways"], "--passes takes a comma-separated subset of forward, forward-backward, train"),
+    (["--compare=torch"], "--compare takes a comma-separated subset of keras, tf1"),
+    (["--model=alexnet", "--image_size=32"], "--image_size=32: alexnet/pool5"),
+    (["--precision=fp64"], "--precision"),
+    (["extra"], "unexpected arguments: extra"),
+])
+def test_bad_flags_exit_2_with_one_line(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    error_lines = [l for l in result.stderr.splitlines() if "error:" in l]
+    assert len(error_lines) == 1 and message in error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")
+def test_device_gpu_without_gpu_exits_2():
+    result = run_cli("--device=gpu")
+    assert result.returncode == 2 and "TensorFlow sees no GPU" in result.stderr
+
+
+def test_cli_end_to_end_writes_the_json(tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_cli("--batch_size=2", "--image_size=32", "--num_batches=2", "--num_warmup_batches=1",
+                     "--compare=tf1", f"--output_json={out}")
+    assert result.returncode == 0, result.stderr
+    assert "Forward across 2 steps" in result.stdout and "Results" in result.stdout
+    data = json.loads(out.read_text())
+    for pass_name in ("forward", "forward_backward"):
+        assert PASS_FIELDS <= set(data[pass_name])
+        assert set(data["compare"]["tf1"][pass_name]) >= {"images_per_sec", "ratio"}
+    assert data["flags"]["batch_size"] == 2 and data["flags"]["num_batches"] == 2
+    assert data["tf_version"] == tf.__version__ and data["device"] == "CPU:0"
+    assert data["parameters"] == tfvgg.summary("D", (32, 32, 3), print_fn=None).total_params
+
+
+@pytest.mark.skipif(not tf.config.list_physical_devices("GPU"), reason="needs a GPU")
+def test_gpu_memory_report():
+    tf.zeros([1024, 1024]).gpu()
+    memory, kind = timing.peak_memory_bytes("GPU:0")
+    assert kind == "device peak" and memory > 0
