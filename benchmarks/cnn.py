@@ -48,6 +48,8 @@ def define_flags(default_model):
     flags.DEFINE_list("compare", [], "Peers timed in the same run: keras, tf1.")
     flags.DEFINE_integer("display_every", 10, "Print a progress line every this many timed batches.", lower_bound=1)
     flags.DEFINE_string("output_json", None, "Write machine-readable results to this file.")
+    flags.DEFINE_string("profile_dir", None, "After timing, trace 2 more batches of each tfvgg pass with "
+                        "tf.profiler into this directory (open with TensorBoard's Profile tab).")
     flags.register_validator("passes", lambda v: bool(v) and all(x in PASS_FLAG_VALUES for x in v),
                              f"--passes takes a comma-separated subset of {', '.join(PASS_FLAG_VALUES)}")
     flags.register_validator("compare", lambda v: all(x in PEERS for x in v),
@@ -105,7 +107,8 @@ def device_name(device):
     return f"{model or platform.processor() or 'CPU'}, {os.cpu_count()} cores"
 
 
-def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096):
+def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096,
+                  profile_dir=None):
     """Time ``passes`` for tfvgg and ``peers``; returns the results dict (see BUILD.md for its fields)."""
     fwd_flops = 2.0 * model_summary.total_mult_adds * workload.batch_size
     flops = {"forward": fwd_flops, "forward_backward": 3 * fwd_flops, "train": 3 * fwd_flops}
@@ -160,7 +163,22 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
                 entry["ratio"] = results[pass_name]["images_per_sec"] / entry["images_per_sec"]
                 results["compare"].setdefault(name, {})[pass_name] = entry
         print_fn(f"  peak memory ({memory_kind}): {memory / 2 ** 20:,.0f} MiB")
+    if profile_dir and "error" not in results:
+        profile(runs["tfvgg"], passes, profile_dir)
+        print_fn(f"Profile of 2 batches per pass written to {profile_dir} (tensorboard --logdir {profile_dir})")
     return results
+
+
+def profile(runs, passes, profile_dir, batches=2):
+    """Trace ``batches`` batches of each pass with the TensorFlow profiler (untimed)."""
+    tf.profiler.experimental.start(profile_dir)
+    try:
+        for pass_name in passes:
+            for step in range(batches):
+                with tf.profiler.experimental.Trace(pass_name, step_num=step, _r=1):
+                    runs[pass_name]()
+    finally:
+        tf.profiler.experimental.stop()
 
 
 def results_table(results, passes):
@@ -207,7 +225,8 @@ def main(argv):
         print(f"  no GPU: using the CPU defaults --num_batches={counts['num_batches']} "
               f"--num_warmup_batches={counts['num_warmup_batches']} (the GPU defaults are {GPU_BATCHES} + "
               f"{GPU_WARMUP}); set them to change")
-    results = run_benchmark(workload, model_summary, counts, passes, FLAGS.compare, FLAGS.display_every)
+    results = run_benchmark(workload, model_summary, counts, passes, FLAGS.compare, FLAGS.display_every,
+                            profile_dir=FLAGS.profile_dir)
     print("\nResults")
     print(results_table(results, passes))
     for peer, reason in results["skipped"].items():
@@ -221,7 +240,7 @@ def main(argv):
         "mult_adds_per_image": model_summary.total_mult_adds,
         "flags": {**{k: getattr(FLAGS, k) for k in ("model", "batch_size", "image_size", "num_classes",
                                                     "data_format", "precision", "xla", "device", "passes",
-                                                    "compare", "output_json")},
+                                                    "compare", "output_json", "profile_dir")},
                   **counts, "image_size": workload.image_size, "data_format": workload.data_format},
     })
     if FLAGS.output_json:

@@ -50,7 +50,7 @@ class Timing:
 
 def time_contestants(contestants, num_batches, num_warmup_batches=0, *, clock=time.perf_counter,
                      log_every=10, print_fn=print, label=""):
-    """Run each contestant's batches interleaved (A, B, C, A, B, C, ...), timing each batch.
+    """Run each contestant's batches interleaved (A B C, B C A, C A B, ...), timing each batch.
 
     Interleaving makes the machine's noise (other processes, frequency changes)
     land on every contestant alike, so their ratio means something.
@@ -66,11 +66,14 @@ def time_contestants(contestants, num_batches, num_warmup_batches=0, *, clock=ti
         for run in contestants.values():
             run()
     results = {name: Timing() for name in contestants}
+    names = list(contestants)
     start = clock()
     for step in range(1, num_batches + 1):
-        for name, run in contestants.items():
+        # Rotate who goes first, so no contestant always runs right after the same other one.
+        shift = (step - 1) % len(names)
+        for name in names[shift:] + names[:shift]:
             t0 = clock()
-            run()
+            contestants[name]()
             results[name].durations.append(clock() - t0)
         if print_fn is not None and log_every and (step % log_every == 0 or step == num_batches):
             elapsed = clock() - start

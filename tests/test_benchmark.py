@@ -39,7 +39,7 @@ def test_statistics_on_a_fake_clock():
     runs = {"a": scripted(clock, [9.0, 9.0, 1.0, 2.0, 3.0, 4.0], calls, "a"),
             "b": scripted(clock, [9.0, 9.0, 0.5, 0.5, 0.5, 0.5], calls, "b")}
     result = timing.time_contestants(runs, num_batches=4, num_warmup_batches=2, clock=clock, print_fn=None)
-    assert calls == ["a", "b"] * 6            # interleaved, warm-up included
+    assert calls == ["a", "b"] * 2 + ["a", "b", "b", "a"] * 2  # warm-up, then interleaved and rotated
     assert result["a"].durations == [1.0, 2.0, 3.0, 4.0]   # every timed batch, no warm-up
     assert result["a"].mean == 2.5
     assert result["a"].sd == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
@@ -105,11 +105,12 @@ def tiny(precision="fp32", data_format="NHWC", xla=False, model="D", image_size=
                                 num_classes=10, data_format=data_format, precision=precision, xla=xla)
 
 
-def run_tiny(workload, passes, peers=(), probe_size=128):
+def run_tiny(workload, passes, peers=(), probe_size=128, profile_dir=None):
     s = tfvgg.summary(workload.model, (workload.image_size, workload.image_size, workload.channels),
                       workload.num_classes, print_fn=None)
     return cnn.run_benchmark(workload, s, {"num_batches": 1, "num_warmup_batches": 1}, passes, list(peers),
-                             display_every=1, print_fn=lambda *_: None, probe_size=probe_size)
+                             display_every=1, print_fn=lambda *_: None, probe_size=probe_size,
+                             profile_dir=profile_dir)
 
 
 PASS_FIELDS = {"seconds_per_batch_mean", "seconds_per_batch_sd", "images_per_sec", "tflops", "peak_fraction"}
@@ -134,6 +135,12 @@ def test_tiny_run_nchw_xla_and_a_model_keras_lacks():
     assert "keras" in results["skipped"] and "A-LRN" in results["skipped"]["keras"]
     assert set(results["compare"]) == {"tf1"}
     assert PASS_FIELDS <= set(results["forward_backward"])
+
+
+def test_profile_dir_gets_a_trace(tmp_path):
+    run_tiny(tiny(model="lenet", image_size=28), ["forward"], profile_dir=str(tmp_path))
+    traces = [f for _, _, files in os.walk(tmp_path) for f in files if f.endswith(".xplane.pb")]
+    assert traces
 
 
 def test_tf1_peer_computes_the_same_network():
@@ -212,3 +219,19 @@ def test_gpu_memory_report():
     tf.zeros([1024, 1024]).gpu()
     memory, kind = timing.peak_memory_bytes("GPU:0")
     assert kind == "device peak" and memory > 0
+
+
+def test_conv_layers_lists_each_distinct_vgg16_shape_once():
+    from benchmarks import conv_layers
+    shapes = conv_layers.conv_shapes("D", 224, 3)
+    assert shapes[0] == (224, 224, 3, 64, 3) and shapes[1] == (224, 224, 64, 64, 3)
+    assert shapes[-1] == (14, 14, 512, 512, 3)
+    assert len(shapes) == 9
+    assert (56, 56, 256, 256, 1) in conv_layers.conv_shapes("C", 224, 3)   # C's 1x1 layers
+
+
+def test_conv_layers_times_the_three_kernels():
+    from benchmarks import conv_layers
+    rates = conv_layers.time_layer(1, 8, 8, 4, 8, 3, tf.float32, repeats=1)
+    assert set(rates) == {"forward", "input_gradient", "weight_gradient"}
+    assert all(r > 0 for r in rates.values())

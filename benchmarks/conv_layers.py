@@ -1,0 +1,80 @@
+"""Per-layer convolution kernels, timed alone: ``python -m benchmarks.conv_layers --batch_size=8``.
+
+For each distinct convolution shape of a network: the forward kernel, the input
+gradient and the weight gradient, in GFLOP/s (2 x multiply-adds / best time).
+Shows which kernel holds a whole-network pass back.
+"""
+import sys
+
+from absl import app, flags
+import tensorflow as tf
+
+import tfvgg
+from benchmarks import cnn, timing
+from tfvgg.precision import compute_dtype
+
+FLAGS = flags.FLAGS
+
+
+def conv_shapes(model, image_size, channels):
+    """Distinct (H, W, C_in, C_out, kernel) of the stride-1 convolutions, in network order."""
+    rows = tfvgg.summary(model, (image_size, image_size, channels), print_fn=None).rows
+    layers = {l.name: l for l in tfvgg.get_network(model).layers}
+    shapes, c_in = [], channels
+    previous_hw = (image_size, image_size)
+    for row in rows:
+        layer = layers[row.name]
+        if isinstance(layer, tfvgg.Conv) and layer.stride == 1:
+            shape = (*previous_hw, c_in, layer.channels, layer.kernel)
+            if shape not in shapes:
+                shapes.append(shape)
+        if len(row.output_shape) == 3:
+            previous_hw, c_in = row.output_shape[:2], row.output_shape[2]
+    return shapes
+
+
+def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
+    """GFLOP/s of (forward, input gradient, weight gradient) for one SAME convolution."""
+    x = tf.Variable(tf.cast(tf.random.stateless_normal([batch, h, w, c_in], seed=(0, 1)), dtype))
+    kernel = tf.Variable(tf.cast(tf.random.stateless_normal([k, k, c_in, c_out], seed=(0, 2)) * 0.01, dtype))
+    dy = tf.Variable(tf.cast(tf.random.stateless_normal([batch, h, w, c_out], seed=(0, 3)), dtype))
+    kernels = {
+        "forward": lambda: tf.nn.conv2d(x, kernel, 1, "SAME"),
+        "input_gradient": lambda: tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=[batch, h, w, c_in], filter=kernel, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"),
+        "weight_gradient": lambda: tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=[k, k, c_in, c_out], out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"),
+    }
+    flops = 2.0 * batch * h * w * k * k * c_in * c_out
+    rates = {}
+    for name, kernel_fn in kernels.items():
+        fn = tf.function(lambda f=kernel_fn: tf.reduce_sum(tf.cast(f(), tf.float32)))
+        run = lambda: fn().numpy()  # noqa: E731
+        best = timing.time_contestants({name: run}, repeats, 2, print_fn=None)[name].best
+        rates[name] = flops / best / 1e9
+    return rates
+
+
+def main(argv):
+    if len(argv) > 1:
+        cnn._usage_exit(argv, f"unexpected arguments: {' '.join(argv[1:])}")
+    tf.get_logger().setLevel("ERROR")  # one tf.function per kernel is intended; no retracing warnings
+    net = tfvgg.get_network(FLAGS.model)
+    image_size = FLAGS.image_size or net.input_shape[0]
+    dtype = compute_dtype(FLAGS.precision)
+    print(f"{net.description}: batch {FLAGS.batch_size}, {FLAGS.precision}, GFLOP/s (best of {FLAGS.repeats})")
+    print(f"{'input HxW':>10} {'C_in':>5} {'C_out':>5} {'k':>2} {'forward':>8} {'input grad':>10} {'weight grad':>11}")
+    for h, w, c_in, c_out, k in conv_shapes(net.name, image_size, net.input_shape[2]):
+        r = time_layer(FLAGS.batch_size, h, w, c_in, c_out, k, dtype, FLAGS.repeats)
+        print(f"{f'{h}x{w}':>10} {c_in:>5} {c_out:>5} {k:>2} {r['forward']:>8.0f} {r['input_gradient']:>10.0f} "
+              f"{r['weight_gradient']:>11.0f}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    flags.DEFINE_enum("model", "D", tfvgg.network_names(), "Network whose layers to time.", case_sensitive=False)
+    flags.DEFINE_integer("batch_size", 8, "Images per batch.", lower_bound=1)
+    flags.DEFINE_integer("image_size", None, "Image height and width (default: the network's).", lower_bound=1)
+    flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
+    flags.DEFINE_integer("repeats", 5, "Timed runs per kernel (the best counts).", lower_bound=1)
+    app.run(main, flags_parser=cnn.parse_flags_or_exit)
