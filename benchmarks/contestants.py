@@ -61,15 +61,16 @@ def tfvgg_passes(w, passes=PASSES):
         p = tfvgg.ParamStore(seed=0)
         loss_scale = DynamicLossScale() if w.precision == "fp16" else None
 
-        def logits_of(keep_prob):
+        def network(keep_prob):
+            """(predictions, softmax, logits) of the workload's images."""
             return tfvgg.inference_op(images, p, keep_prob, w.model, w.num_classes,
-                                      data_format=w.data_format, dtype=w.dtype)[2]
+                                      data_format=w.data_format, dtype=w.dtype)
 
-        logits_of(1.0)  # create the variables eagerly, once, before any trace
+        network(1.0)  # create the variables eagerly, once, before any trace
 
         def gradients():
             with tf.GradientTape() as tape:
-                loss = tf.nn.l2_loss(logits_of(0.5))
+                loss = tf.nn.l2_loss(network(0.5)[2])
                 scaled = loss_scale.scaled(loss) if loss_scale else loss
             grads = tape.gradient(scaled, p.params)
             check_gradients(grads, p.names)
@@ -78,21 +79,7 @@ def tfvgg_passes(w, passes=PASSES):
                 loss_scale.update(finite)
             return loss, grads
 
-        def forward():
-            return tfvgg.inference_op(images, p, 1.0, w.model, w.num_classes,
-                                      data_format=w.data_format, dtype=w.dtype)[0]
-
-        def forward_backward():
-            return gradient_checksum(gradients()[1])
-
-        def train():
-            loss, grads = gradients()
-            for variable, grad in zip(p.params, grads):
-                variable.assign_sub(LEARNING_RATE * grad)
-            return loss
-
-        fns = {"forward": forward, "forward_backward": forward_backward, "train": train}
-        return {name: _runner(tf.function(fns[name], jit_compile=w.xla or None), w.device) for name in passes}
+        return _graph_passes(w, passes, lambda: network(1.0)[0], gradients, p.params)
 
 
 def keras_passes(w, passes=PASSES):
@@ -129,17 +116,7 @@ def keras_passes(w, passes=PASSES):
     def forward():
         return tf.argmax(model(images, training=False), axis=1)
 
-    def forward_backward():
-        return gradient_checksum(gradients()[1])
-
-    def train():
-        loss, grads = gradients()
-        for variable, grad in zip(variables, grads):
-            variable.assign_sub(LEARNING_RATE * grad)
-        return loss
-
-    fns = {"forward": forward, "forward_backward": forward_backward, "train": train}
-    return {name: _runner(tf.function(fns[name], jit_compile=w.xla or None), w.device) for name in passes}
+    return _graph_passes(w, passes, forward, gradients, variables)
 
 
 def tf1_passes(w, passes=PASSES):
@@ -182,6 +159,21 @@ def check_gradients(grads, names):
     missing = [n for n, g in zip(names, grads) if g is None]
     if not grads or missing or len(grads) != len(names):
         raise RuntimeError(f"gradients missing for {missing or 'every parameter'}")
+
+
+def _graph_passes(w, passes, forward, gradients, variables):
+    """``tf.function`` runners of the passes, given ``forward()`` and ``gradients() -> (loss, grads)``."""
+    def forward_backward():
+        return gradient_checksum(gradients()[1])
+
+    def train():
+        loss, grads = gradients()
+        for variable, grad in zip(variables, grads):
+            variable.assign_sub(LEARNING_RATE * grad)
+        return loss
+
+    fns = {"forward": forward, "forward_backward": forward_backward, "train": train}
+    return {name: _runner(tf.function(fns[name], jit_compile=w.xla or None), w.device) for name in passes}
 
 
 def _runner(fn, device):

@@ -7,7 +7,7 @@ import tensorflow as tf
 import tfvgg
 from tests.conftest import random_images
 
-SMALL_INPUTS = {"lenet": (28, 28, 1), "alexnet": (64, 64, 3)}
+SMALL_INPUTS = {"lenet": (28, 28, 1), "alexnet": (64, 64, 3), "vgg11_small": (28, 28, 1)}
 
 
 @pytest.mark.parametrize("config", ["A", "A-LRN", "B", "C", "D", "E", "vgg11_small", "alexnet", "lenet"])

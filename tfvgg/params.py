@@ -36,6 +36,8 @@ class ParamStore(tf.Module):
 
         Creation is lifted out of any ``tf.function`` trace (``tf.init_scope``),
         so a traced function captures the variable instead of owning it.
+        (``tf.function`` notices the creation and traces its first call twice;
+        later calls reuse that trace. Build once eagerly first to trace once.)
         Raises ValueError if it exists with another shape.
         """
         shape = tuple(int(d) for d in shape)
