@@ -15,10 +15,12 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tfvgg", "tfvgg.*"]),
+    package_data={"tfvgg": ["data/*.txt"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.26,<3",
         "absl-py>=2.0",
+        "h5py>=3.8",  # Keras .h5 weight files (TensorFlow's Keras needs it too)
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu{TF_VERSION}"],

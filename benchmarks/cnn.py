@@ -8,12 +8,12 @@ import datetime
 import json
 import os
 import platform
-import sys
 
 from absl import app, flags
 import tensorflow as tf
 
 import tfvgg
+from tfvgg.cli import fail, parse_flags_or_exit
 from benchmarks import contestants, timing
 from tfvgg.precision import compute_dtype
 
@@ -54,20 +54,6 @@ def define_flags(default_model):
                              f"--passes takes a comma-separated subset of {', '.join(PASS_FLAG_VALUES)}")
     flags.register_validator("compare", lambda v: all(x in PEERS for x in v),
                              f"--compare takes a comma-separated subset of {', '.join(PEERS)}")
-
-
-def parse_flags_or_exit(argv):
-    """absl's parser, but a bad flag ends the program with one line and exit code 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _usage_exit(argv, str(e))
-
-
-def _usage_exit(argv, message):
-    program = os.path.basename(argv[0]) if argv else "benchmark"
-    print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def resolve_workload(f):
@@ -208,11 +194,11 @@ def write_json_atomically(path, data):
 
 def main(argv):
     if len(argv) > 1:
-        _usage_exit(argv, f"unexpected arguments: {' '.join(argv[1:])}")
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         workload, model_summary, counts, on_gpu = resolve_workload(FLAGS)
     except UsageError as e:
-        _usage_exit(argv, str(e))
+        fail(str(e))
     passes = [PASS_FLAG_VALUES[p] for p in FLAGS.passes]
     name = device_name(workload.device)
     print(f"tfvgg benchmark: {model_summary.description or model_summary.network}, TensorFlow {tf.__version__}")

@@ -10,7 +10,8 @@ from absl import app, flags
 import tensorflow as tf
 
 import tfvgg
-from benchmarks import cnn, timing
+from tfvgg.cli import fail, parse_flags_or_exit
+from benchmarks import timing
 from tfvgg.precision import compute_dtype
 
 FLAGS = flags.FLAGS
@@ -57,7 +58,7 @@ def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
 
 def main(argv):
     if len(argv) > 1:
-        cnn._usage_exit(argv, f"unexpected arguments: {' '.join(argv[1:])}")
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
     tf.get_logger().setLevel("ERROR")  # one tf.function per kernel is intended; no retracing warnings
     net = tfvgg.get_network(FLAGS.model)
     image_size = FLAGS.image_size or net.input_shape[0]
@@ -77,4 +78,4 @@ if __name__ == "__main__":
     flags.DEFINE_integer("image_size", None, "Image height and width (default: the network's).", lower_bound=1)
     flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
     flags.DEFINE_integer("repeats", 5, "Timed runs per kernel (the best counts).", lower_bound=1)
-    app.run(main, flags_parser=cnn.parse_flags_or_exit)
+    app.run(main, flags_parser=parse_flags_or_exit)

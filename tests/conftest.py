@@ -15,3 +15,8 @@ def rng():
 
 def random_images(rng, shape, scale=1.0):
     return tf.constant(rng.normal(0.0, scale, size=shape).astype(np.float32))
+
+
+def pytest_configure(config):
+    # Keras' own np.array(x) call under NumPy 2; not ours, and noisy in every Keras test.
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")

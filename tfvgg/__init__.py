@@ -12,5 +12,8 @@ from tfvgg.network import inference_op, vgg11, vgg13, vgg16, vgg19
 from tfvgg.ops import conv_op, dropout_op, fc_op, flatten_op, lrn_op, mpool_op
 from tfvgg.params import ParamStore
 from tfvgg.summary import Summary, summary
+from tfvgg.checkpoint import Checkpointer
+from tfvgg.images import IMAGENET_RGB_MEAN, class_names, decode_predictions, load_image, preprocess
+from tfvgg.weights import load_weights, read_weights, save_npz
 
 __version__ = "0.1.0"

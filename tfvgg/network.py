@@ -6,8 +6,11 @@ from tfvgg.ops import (check_keep_prob, conv_op, dropout_op, fc_op, flatten_op, 
                        DATA_FORMATS)
 
 
-def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, data_format="NHWC",
-                 dtype=None, dropout_seed=None):
+POOLINGS = (None, "avg", "max")
+
+
+def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, include_top=True, pooling=None,
+                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None):
     """Build network ``config`` on ``images``; returns ``(predictions, softmax, logits)``.
 
     Args:
@@ -17,12 +20,21 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, data
       keep_prob: dropout keep probability in (0, 1]; 1.0 for inference.
       config: a name from ``tfvgg.network_names()`` ("A", "A-LRN", "B", "C", "D",
         "E", "vgg11".."vgg19", "vgg11_small", "alexnet", "lenet") or a ``Network``.
-      num_classes: width of the last layer; None = the network's default.
+      num_classes: width of the last layer; None = the store's existing last
+        layer, else the network's default (1000 for the ImageNet networks).
       dtype: compute dtype ("float32", "bfloat16", "float16"); None = images' dtype.
+      include_top: False stops before flatten (no fully connected layers, so any
+        image size works) and returns the features instead of the triple.
+      pooling: with include_top=False, None keeps the last pool's
+        ``[N, h, w, C]``; "avg" or "max" pools it globally to ``[N, C]``.
+      return_endpoints: also return ``{layer name: activation}`` for every layer
+        (``conv1_1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), in order.
 
     Returns:
-      predictions ``[N]`` int64 (argmax), softmax ``[N, num_classes]`` float32,
-      logits ``[N, num_classes]`` float32 (the last layer, without ReLU).
+      include_top=True: predictions ``[N]`` int64 (argmax), softmax
+      ``[N, num_classes]`` float32, logits ``[N, num_classes]`` float32 (the last
+      layer, without ReLU); include_top=False: the float32 features.
+      With return_endpoints, the endpoints dict is appended (a pair for features).
     """
     net = configs.get_network(config)
     check_keep_prob(keep_prob)
@@ -36,12 +48,22 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, data
         raise TypeError(f"{net.name} expects float images; got {images.dtype.name} (cast and scale them first)")
     if dtype is not None:
         images = tf.cast(images, dtype)
+    if pooling not in POOLINGS or (pooling and include_top):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', and only with include_top=False; got {pooling!r}")
     image_hwc = _hwc(images.shape[1:], data_format)
     p.remember_shape("images", image_hwc)
 
+    if num_classes is None:  # a store built or loaded before knows its class count
+        classifier = p.get(f"{[l for l in net.layers if isinstance(l, configs.FC)][-1].name}/w")
+        num_classes = None if classifier is None else int(classifier.shape[1])
+    layers = net.with_classes(num_classes)
+    if not include_top:
+        flatten_at = next(i for i, l in enumerate(layers) if isinstance(l, configs.Flatten))
+        layers = layers[:flatten_at]
     x = images
     previous = None
-    for layer in net.with_classes(num_classes):
+    endpoints = {}
+    for layer in layers:
         if isinstance(layer, configs.Conv):
             x = conv_op(x, layer.name, layer.kernel, layer.kernel, layer.channels, layer.stride, layer.stride, p,
                         padding=layer.padding, data_format=data_format)
@@ -62,12 +84,21 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, data
             x = dropout_op(x, layer.name, keep_prob, seed=dropout_seed)
         else:
             raise TypeError(f"{net.name}: unknown layer spec {layer!r}")
+        endpoints[layer.name] = x
         previous = layer
 
+    if not include_top:
+        spatial_axes = (1, 2) if data_format == "NHWC" else (2, 3)
+        if pooling == "avg":
+            x = tf.reduce_mean(x, axis=spatial_axes)
+        elif pooling == "max":
+            x = tf.reduce_max(x, axis=spatial_axes)
+        features = tf.cast(x, tf.float32)
+        return (features, endpoints) if return_endpoints else features
     logits = tf.cast(x, tf.float32)
     softmax = tf.nn.softmax(logits)
     predictions = tf.argmax(softmax, axis=1)
-    return predictions, softmax, logits
+    return (predictions, softmax, logits, endpoints) if return_endpoints else (predictions, softmax, logits)
 
 
 def vgg11(images, p, keep_prob=1.0, num_classes=None, **kwargs):

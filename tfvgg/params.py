@@ -27,9 +27,11 @@ class ParamStore(tf.Module):
         self.seed = int(seed)
         self.trainable = bool(trainable)
         self._by_name = {}
-        # Shapes a builder wants to remember from the first build (e.g. the
-        # image size the fc6 variables were created for), for error messages.
-        self.built_shapes = {}
+        object.__setattr__(self, "_frozen_layers", set())
+        # Shapes a builder remembers from the first build (e.g. the image size
+        # the fc6 variables were created for), for error messages. Set past
+        # tf.Module's attribute tracking: they are not part of a checkpoint.
+        object.__setattr__(self, "built_shapes", {})
 
     def get_or_create(self, name, shape, initializer, trainable=None):
         """The variable called ``name``; created with ``initializer`` if new.
@@ -86,6 +88,49 @@ class ParamStore(tf.Module):
         """The classic list ``[kernel, bias, kernel, bias, ...]`` in layer order."""
         return list(self._by_name.values())
 
+    @property
+    def layer_names(self):
+        """Layers that own variables, in order: ``["conv1_1", ..., "fc8"]``."""
+        return list(dict.fromkeys(_layer_of(n) for n in self._by_name))
+
+    def layers_up_to(self, layer):
+        """Layer names from the first through ``layer`` (e.g. ``"conv5_3"``: every conv layer of VGG-16)."""
+        names = self.layer_names
+        if layer not in names:
+            raise ValueError(f"no layer {layer!r} in the store; it has {names}")
+        return names[:names.index(layer) + 1]
+
+    def freeze(self, layers):
+        """Exclude these layers' variables from ``trainable_variables`` (fine-tuning)."""
+        self._frozen_layers.update(self._checked_layers(layers))
+
+    def unfreeze(self, layers=None):
+        """Make these layers (None: all) trainable again."""
+        self._frozen_layers.difference_update(self.layer_names if layers is None else self._checked_layers(layers))
+
+    @property
+    def frozen_layers(self):
+        return [n for n in self.layer_names if n in self._frozen_layers]
+
+    @property
+    def trainable_variables(self):
+        """Variables to train, in layer order: created trainable and not in a frozen layer."""
+        return tuple(v for n, v in self._by_name.items() if v.trainable and _layer_of(n) not in self._frozen_layers)
+
+    def drop(self, layers):
+        """Remove these layers' variables, e.g. ``drop(["fc8"])`` to build a new classifier for N classes."""
+        doomed = set(self._checked_layers(layers))
+        for name in [n for n in self._by_name if _layer_of(n) in doomed]:
+            del self._by_name[name]
+        self._frozen_layers.difference_update(doomed)
+
+    def _checked_layers(self, layers):
+        layers = [layers] if isinstance(layers, str) else list(layers)
+        unknown = [l for l in layers if l not in self.layer_names]
+        if unknown:
+            raise ValueError(f"no layer {', '.join(map(repr, unknown))} in the store; it has {self.layer_names}")
+        return layers
+
     def count_params(self):
         """Total number of scalars in all variables."""
         return sum(int(v.shape.num_elements()) for v in self._by_name.values())
@@ -93,6 +138,10 @@ class ParamStore(tf.Module):
     def remember_shape(self, key, shape):
         """Record ``shape`` under ``key`` the first time only."""
         self.built_shapes.setdefault(key, tuple(int(d) for d in shape))
+
+
+def _layer_of(variable_name):
+    return variable_name.rsplit("/", 1)[0]
 
 
 def _fmt(shape):

@@ -16,6 +16,7 @@ class LayerRow:
     output_shape: tuple  # (H, W, C) or (units,)
     params: int
     mult_adds: int       # multiply-accumulates per image
+    kernel_shape: tuple = ()  # ``<name>/w``: (kh, kw, C_in, C_out) or (n_in, n_out); () without variables
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,15 @@ class Summary:
     def total_mult_adds(self):
         """Multiply-adds per image (FLOPs = 2x this)."""
         return sum(r.mult_adds for r in self.rows)
+
+    def variable_shapes(self):
+        """``{"conv1_1/w": (3, 3, 3, 64), "conv1_1/b": (64,), ...}`` in layer order, as a ParamStore names them."""
+        shapes = {}
+        for r in self.rows:
+            if r.kernel_shape:
+                shapes[f"{r.name}/w"] = r.kernel_shape
+                shapes[f"{r.name}/b"] = r.kernel_shape[-1:]
+        return shapes
 
     def table(self):
         header = (f"{self.description or self.network}: input {_fmt(self.input_shape)}, "
@@ -74,6 +84,7 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print):
     rows = []
     for layer in layers:
         params = mult_adds = 0
+        kernel_shape = ()
         if isinstance(layer, (configs.Conv, configs.Pool)):
             h, w, c = shape
             if layer.padding == "VALID" and (h < layer.kernel or w < layer.kernel):
@@ -83,6 +94,7 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print):
             if isinstance(layer, configs.Conv):
                 k, c_out = layer.kernel, layer.channels
                 params = k * k * c * c_out + c_out
+                kernel_shape = (k, k, c, c_out)
                 mult_adds = h * w * k * k * c * c_out
                 kind, shape = f"conv{k}-{c_out}", (h, w, c_out)
             else:
@@ -96,13 +108,14 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print):
         elif isinstance(layer, configs.FC):
             (n_in,) = shape
             params = n_in * layer.units + layer.units
+            kernel_shape = (n_in, layer.units)
             mult_adds = n_in * layer.units
             kind, shape = f"fc-{layer.units}", (layer.units,)
         elif isinstance(layer, configs.Dropout):
             kind = "dropout"
         else:
             raise TypeError(f"{net.name}: unknown layer spec {layer!r}")
-        rows.append(LayerRow(layer.name, kind, shape, params, mult_adds))
+        rows.append(LayerRow(layer.name, kind, shape, params, mult_adds, kernel_shape))
     result = Summary(net.name, net.description, input_shape, rows[-1].output_shape[0], tuple(rows))
     if print_fn is not None:
         print_fn(result.table())

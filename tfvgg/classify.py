@@ -1,0 +1,60 @@
+"""Classify image files with published weights:
+
+    python -m tfvgg.classify --weights=vgg16_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg dog.png
+
+Prints the top classes with their probabilities for each image.
+"""
+from absl import app, flags
+import tensorflow as tf
+
+from tfvgg import configs
+from tfvgg.cli import fail, parse_flags_or_exit
+from tfvgg.images import PREPROCESSING, class_names, decode_predictions, load_image, preprocess
+from tfvgg.network import inference_op
+from tfvgg.params import ParamStore
+from tfvgg.weights import load_weights
+
+
+def define_flags():
+    flags.DEFINE_enum("model", "D", configs.network_names(), "Network configuration.", case_sensitive=False)
+    flags.DEFINE_string("weights", None, "Weight file (.h5 or .npz) matching --model.")
+    flags.DEFINE_integer("image_size", None, "Crop size fed to the network (default: the network's).", lower_bound=1)
+    flags.DEFINE_enum("preprocessing", "caffe", list(PREPROCESSING),
+                      "caffe: BGR minus mean (Keras/Caffe weights); rgb_mean: the paper's; none.")
+    flags.DEFINE_integer("top", 5, "Classes printed per image.", lower_bound=1)
+
+
+def classify_files(p, paths, config, image_size, preprocessing="caffe", top=5):
+    """``[(path, [(index, name, probability), ...]), ...]`` for each image file."""
+    images = tf.stack([load_image(path, size=image_size, resize_to=max(256, image_size)) for path in paths])
+    _, probabilities, _ = inference_op(preprocess(images, preprocessing), p, 1.0, config)
+    num_classes = int(probabilities.shape[1])
+    names = class_names() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
+    return list(zip(paths, decode_predictions(probabilities, top, names)))
+
+
+def main(argv):
+    f = flags.FLAGS
+    paths = argv[1:]
+    if not f.weights:
+        fail("no --weights given: random weights classify nothing; pass a weight file "
+             "(BUILD.md says where to get the published ones)", argv)
+    if not paths:
+        fail("no image files given: python -m tfvgg.classify --weights=FILE image.jpg ...", argv)
+    net = configs.get_network(f.model)
+    size = f.image_size or net.input_shape[0]
+    p = ParamStore()
+    try:
+        load_weights(p, f.weights, net.name, input_shape=(size, size, net.input_shape[2]))
+        results = classify_files(p, paths, net.name, size, f.preprocessing, f.top)
+    except (ValueError, FileNotFoundError) as e:
+        fail(e, argv)
+    for path, predictions in results:
+        print(path)
+        for rank, (index, name, probability) in enumerate(predictions, start=1):
+            print(f"  {rank}. {name} ({index}) {probability:.4f}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=parse_flags_or_exit)

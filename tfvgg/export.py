@@ -1,0 +1,115 @@
+"""Export a network with its weights as a SavedModel that plain TensorFlow serves.
+
+    python -m tfvgg.export --model=D --weights=vgg16_weights_tf_dim_ordering_tf_kernels.h5 --out=vgg16_saved
+
+Signatures (``tf.saved_model.load(DIR).signatures[...]``):
+  serving_default  images: uint8 ``[N, H, W, 3]`` RGB
+  serving_float    images: float32 ``[N, H, W, 3]`` RGB in [0, 255]
+Both resize to the network's image size, apply its preprocessing and return
+``probabilities`` ``[N, C]``, ``top_k_indices`` ``[N, k]``, ``top_k_probabilities`` and,
+when class names are known, ``top_k_labels``. Loading needs TensorFlow only.
+"""
+import os
+import shutil
+
+from absl import app, flags
+import tensorflow as tf
+
+from tfvgg import configs
+from tfvgg.cli import fail, parse_flags_or_exit
+from tfvgg.images import PREPROCESSING, class_names as imagenet_class_names, preprocess
+from tfvgg.network import inference_op
+from tfvgg.params import ParamStore
+from tfvgg.weights import load_weights
+
+
+class Classifier(tf.Module):
+    """Images in, probabilities and top-k classes out, over a loaded ``ParamStore``."""
+
+    def __init__(self, p, config, num_classes, image_size, preprocessing="caffe", class_names=None, top_k=5):
+        super().__init__(name="tfvgg_classifier")
+        self.params = p
+        self.config = configs.get_network(config).name
+        self.num_classes = int(num_classes)
+        self.image_size = int(image_size)
+        self.preprocessing = preprocessing
+        self.top_k = min(int(top_k), self.num_classes)
+        if class_names is not None and len(class_names) != self.num_classes:
+            raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes")
+        self.class_names = None if class_names is None else tf.constant(list(class_names))
+
+    def classify(self, images):
+        """``[N, H, W, 3]`` RGB (uint8, or float in [0, 255]) -> dict of outputs."""
+        x = tf.image.resize(tf.cast(images, tf.float32), (self.image_size, self.image_size))
+        _, probabilities, _ = inference_op(preprocess(x, self.preprocessing), self.params, 1.0, self.config,
+                                           self.num_classes)
+        top = tf.math.top_k(probabilities, k=self.top_k)
+        outputs = {"probabilities": probabilities, "top_k_indices": top.indices, "top_k_probabilities": top.values}
+        if self.class_names is not None:
+            outputs["top_k_labels"] = tf.gather(self.class_names, top.indices)
+        return outputs
+
+
+def export_saved_model(p, out_dir, config="D", num_classes=None, image_size=None, preprocessing="caffe",
+                       class_names=None, top_k=5):
+    """Write a SavedModel of ``config`` with ``p``'s weights to ``out_dir`` (which must not exist yet).
+
+    Written to a temporary directory beside ``out_dir`` and renamed at the end,
+    so ``out_dir`` is either complete or absent.
+    """
+    net = configs.get_network(config)
+    image_size = image_size or net.input_shape[0]
+    channels = net.input_shape[2]
+    if channels != 3:
+        raise ValueError(f"{net.name} takes {channels}-channel images; export serves RGB images only")
+    if os.path.exists(out_dir):
+        raise FileExistsError(f"{out_dir} already exists; choose a new --out")
+    if len(p) == 0:
+        inference_op(tf.zeros([1, image_size, image_size, 3]), p, 1.0, net.name, num_classes)
+    num_classes = num_classes or int(p.params[-1].shape[0])
+    if class_names is None and num_classes == 1000:
+        class_names = imagenet_class_names()
+    module = Classifier(p, net.name, num_classes, image_size, preprocessing, class_names, top_k)
+    serve_uint8 = tf.function(module.classify, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
+                                                                              name="images")])
+    serve_float = tf.function(module.classify, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32,
+                                                                              name="images")])
+    tmp_dir = f"{out_dir.rstrip(os.sep)}.tmp-{os.getpid()}"
+    try:
+        tf.saved_model.save(module, tmp_dir, signatures={"serving_default": serve_uint8,
+                                                         "serving_float": serve_float})
+        os.replace(tmp_dir, out_dir)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return out_dir
+
+
+def define_flags():
+    flags.DEFINE_enum("model", "D", configs.network_names(), "Network configuration.", case_sensitive=False)
+    flags.DEFINE_string("weights", None, "Weight file (.h5 or .npz).", required=True)
+    flags.DEFINE_string("out", None, "SavedModel directory to create.", required=True)
+    flags.DEFINE_integer("image_size", None, "Image size the model serves (default: the network's).", lower_bound=1)
+    flags.DEFINE_enum("preprocessing", "caffe", list(PREPROCESSING),
+                      "caffe: BGR minus mean (Keras/Caffe weights); rgb_mean: the paper's; none.")
+    flags.DEFINE_integer("top_k", 5, "Classes returned per image.", lower_bound=1)
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}", argv)
+    f = flags.FLAGS
+    net = configs.get_network(f.model)
+    size = f.image_size or net.input_shape[0]
+    p = ParamStore()
+    try:
+        load_weights(p, f.weights, net.name, input_shape=(size, size, 3))
+        export_saved_model(p, f.out, net.name, image_size=size, preprocessing=f.preprocessing, top_k=f.top_k)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        fail(e, argv)
+    print(f"Exported {net.description} ({p.count_params():,} parameters) to {f.out}")
+    print("  signatures: serving_default (uint8 images), serving_float (float32 images in [0, 255])")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=parse_flags_or_exit)
