@@ -11,6 +11,7 @@ from tfvgg.initializers import FromValues
 
 _PREFIX = "params/_by_name/"
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+_ORDER_KEY = "param_order" + _SUFFIX
 
 
 class Checkpointer:
@@ -21,11 +22,14 @@ class Checkpointer:
 
     def __init__(self, p, directory, max_to_keep=5, **extras):
         self.params = p
-        self.checkpoint = tf.train.Checkpoint(params=p, **extras)
+        # The checkpoint's index lists variables alphabetically; this keeps the store's layer order.
+        self.param_order = tf.Variable("", trainable=False, name="param_order")
+        self.checkpoint = tf.train.Checkpoint(params=p, param_order=self.param_order, **extras)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
 
     def save(self, step=None):
         """Write a checkpoint; returns its path prefix."""
+        self.param_order.assign("\n".join(self.params.names))
         return self.manager.save(checkpoint_number=step)
 
     @property
@@ -44,7 +48,8 @@ class Checkpointer:
         stored = stored_param_shapes(path)
         if len(self.params) == 0:
             reader = tf.train.load_checkpoint(path)
-            for name in stored:
+            order = reader.get_tensor(_ORDER_KEY).decode().split("\n") if reader.has_tensor(_ORDER_KEY) else []
+            for name in sorted(stored, key=lambda n: order.index(n) if n in order else len(order)):
                 self.params.get_or_create(name, stored[name], FromValues(reader.get_tensor(_key(name))))
         else:
             check_matches(self.params, stored, path)
