@@ -1,4 +1,7 @@
-"""The README's Python example runs as written."""
+"""The README's Python examples run as written.
+
+Blocks fenced ```python are run; blocks fenced ```py need files of the reader's own (weights, images).
+"""
 import os
 import re
 
