@@ -53,7 +53,8 @@ class Checkpointer:
                 self.params.get_or_create(name, stored[name], FromValues(reader.get_tensor(_key(name))))
         else:
             check_matches(self.params, stored, path)
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+        # Partial restores are fine (e.g. evaluation restores params without the optimizer).
+        self.checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
         return path
 
 

@@ -9,6 +9,8 @@ Conventions shared by every primitive:
   * ``p``: a ``ParamStore``; a layer's variables are ``"<name>/w"`` and
     ``"<name>/b"``.
 """
+import zlib
+
 import tensorflow as tf
 
 from tfvgg.initializers import Constant, GlorotUniform
@@ -103,6 +105,10 @@ def dropout_op(input_op, name, keep_prob, *, seed=None):
     """Keep each unit with probability ``keep_prob`` (scaled by 1/keep_prob); 1.0 = identity.
 
     ``keep_prob``: a Python number in (0, 1], or a scalar tensor (checked at run time).
+    ``seed``: None or an int (TensorFlow's stateful dropout), or a pair of ints /
+    an int tensor of shape [2] for stateless dropout: the same pair always drops
+    the same units (mixed with the layer name, so layers differ), which makes a
+    training run repeatable step by step, also after a resume.
     """
     check_keep_prob(keep_prob)
     if isinstance(keep_prob, (int, float)):
@@ -111,7 +117,11 @@ def dropout_op(input_op, name, keep_prob, *, seed=None):
         rate = 1.0 - float(keep_prob)
     else:
         rate = 1.0 - tf.cast(keep_prob, input_op.dtype)
-    return tf.nn.dropout(input_op, rate=rate, seed=seed, name=name)
+    if seed is None or isinstance(seed, int):
+        return tf.nn.dropout(input_op, rate=rate, seed=seed, name=name)
+    layer_offset = tf.constant([0, zlib.crc32(name.encode()) & 0x7FFFFFFF], tf.int64)
+    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64) + layer_offset
+    return tf.nn.experimental.stateless_dropout(input_op, rate=rate, seed=seed, name=name)
 
 
 def flatten_op(input_op, name="flatten", *, data_format="NHWC"):
