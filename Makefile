@@ -14,7 +14,7 @@ install: $(VENV)/.installed-$(TF_EXTRA)
 $(VENV)/.installed-$(TF_EXTRA): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),test]'
+	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),train,test]'
 	touch $@
 
 bench: install

@@ -25,6 +25,7 @@ setup(
     extras_require={
         "cpu": [f"tensorflow-cpu{TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]{TF_VERSION}"],
-        "test": ["pytest>=8"],
+        "train": ["scikit-learn>=1.3", "matplotlib>=3.7"],  # the digits dataset; PNG plots
+        "test": ["pytest>=8", "scikit-learn>=1.3", "matplotlib>=3.7"],
     },
 )

@@ -144,6 +144,14 @@ def train(cfg, print_fn=print):
         predictions = np.concatenate(predictions)
         return loss_sum / len(predictions), float(np.mean(predictions == data.test_labels)), predictions
 
+    def save_if_finite(step, epoch):
+        """Checkpoint, unless an update overflowed (a finite loss can still leave inf weights behind)."""
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in p.params):
+            raise NonFiniteLoss(
+                f"weights are not finite after step {step} (epoch {epoch + 1}); stopped without saving. The last "
+                f"good checkpoint is {checkpointer.latest}; lower --learning_rate and train in a new --model_dir")
+        checkpointer.save(step)
+
     writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "tensorboard"))
     history = _read_metrics(cfg.model_dir, completed_epochs=start_step // steps_per_epoch)
     row = history[-1] if history else None
@@ -170,7 +178,7 @@ def train(cfg, print_fn=print):
                 with writer.as_default(step=step):
                     write_scalar("train/step_loss", loss)
             if step % cfg.checkpoint_every == 0:
-                checkpointer.save(step)
+                save_if_finite(step, epoch)
         seconds = time.perf_counter() - epoch_start
         test_loss, test_accuracy, predictions = evaluate()
         train_loss, train_accuracy = state.epoch_means()
@@ -189,7 +197,7 @@ def train(cfg, print_fn=print):
         writer.flush()
         state.end_epoch(test_loss, optimizer, cfg.plateau_patience, cfg.plateau_factor)
         _write_metrics(cfg.model_dir, history)
-        checkpointer.save(step)
+        save_if_finite(step, epoch)
     if row is None:
         raise RuntimeError("no epoch ran")
     _, _, predictions = evaluate()
