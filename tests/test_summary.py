@@ -104,3 +104,34 @@ def test_too_small_input_for_valid_pooling():
 def test_bad_input_shape():
     with pytest.raises(ValueError, match=r"\(H, W, C\)"):
         tfvgg.summary("D", (224, 224), print_fn=None)
+
+
+@pytest.mark.parametrize("config", ["A-LRN", "C", "D", "alexnet", "lenet"])
+def test_explained_arithmetic_evaluates_to_the_numbers(config):
+    for row in tfvgg.summary(config, print_fn=None).rows:
+        if row.params:
+            assert eval(row.params_formula) == row.params, row        # noqa: S307 - our own digits and * +
+            assert eval(row.mult_adds_formula) == row.mult_adds, row  # noqa: S307
+
+
+def test_receptive_fields_of_stacked_3x3_convolutions():
+    rows = {r.name: r for r in tfvgg.summary("D", print_fn=None).rows}
+    assert rows["conv1_1"].receptive_field == 3
+    assert rows["conv1_2"].receptive_field == 5      # two 3x3 see 5x5
+    assert rows["pool1"].receptive_field == 6
+    assert rows["conv3_3"].receptive_field == 40
+    assert rows["pool5"].receptive_field == 212
+    assert rows["fc6"].receptive_field == 0          # the whole image
+    e = {r.name: r for r in tfvgg.summary("E", print_fn=None).rows}
+    assert e["conv3_1"].receptive_field - e["pool2"].receptive_field == 2 * 4   # a 3x3 step at stride 4
+
+
+def test_explain_prints_the_arithmetic():
+    lines = []
+    tfvgg.summary("D", (224, 224, 3), explain=True, print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "parameters 3*3*3*64 + 64 = 1,792" in text
+    assert "multiply-adds 224*224 * 3*3*3*64 = 86,704,128" in text
+    assert "parameters 7*7*512*4096 + 4096 = 102,764,544" in text
+    assert "conv1_2 (conv3-64): output 224x224x64; receptive field 5x5" in text
+    assert "pool1 (maxpool2/2): output 112x112x64 [ceil(224/2) = 112]" in text

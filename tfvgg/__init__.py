@@ -5,6 +5,11 @@
     predictions, softmax, logits = tfvgg.inference_op(images, p, keep_prob=1.0, config="D")
     tfvgg.summary("D", (224, 224, 3))
 """
+import os
+
+# Hide TensorFlow's C++ INFO lines (oneDNN notices) unless the user asked for a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from tfvgg.configs import (ALIASES, NETWORKS, VGG_TABLE, Conv, Dropout, FC, Flatten, LRN, Network, Pool,
                            get_network, network_names)
 from tfvgg.initializers import Constant, GlorotUniform

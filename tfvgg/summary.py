@@ -17,6 +17,10 @@ class LayerRow:
     params: int
     mult_adds: int       # multiply-accumulates per image
     kernel_shape: tuple = ()  # ``<name>/w``: (kh, kw, C_in, C_out) or (n_in, n_out); () without variables
+    receptive_field: int = 0  # input pixels one output unit sees along each axis; 0 = the whole image
+    params_formula: str = ""     # "3*3*3*64 + 64"
+    mult_adds_formula: str = ""  # "224*224 * 3*3*3*64"
+    shape_formula: str = ""      # "ceil(224/2) = 112"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,20 @@ class Summary:
                      f"per image")
         return "\n".join(lines)
 
+    def explain(self):
+        """The table with its arithmetic: every number as the product that gives it, and receptive fields."""
+        lines = [f"{self.description or self.network}: input {_fmt(self.input_shape)}, {self.num_classes} classes",
+                 "receptive field: input pixels (per axis) that one output unit depends on"]
+        for r in self.rows:
+            field = f"{r.receptive_field}x{r.receptive_field}" if r.receptive_field else "whole image"
+            lines.append(f"{r.name} ({r.kind}): output {_fmt(r.output_shape)}"
+                         + (f" [{r.shape_formula}]" if r.shape_formula else "") + f"; receptive field {field}")
+            if r.params:
+                lines.append(f"    parameters {r.params_formula} = {r.params:,}")
+                lines.append(f"    multiply-adds {r.mult_adds_formula} = {r.mult_adds:,}")
+        lines.append(f"total: {self.total_params:,} parameters, {self.total_mult_adds:,} multiply-adds per image")
+        return "\n".join(lines)
+
     def __str__(self):
         return self.table()
 
@@ -69,56 +87,67 @@ def output_size(size, kernel, stride, padding):
     return -(-(size - kernel + 1) // stride)
 
 
-def summary(config, input_shape=None, num_classes=None, print_fn=print):
+def summary(config, input_shape=None, num_classes=None, print_fn=print, explain=False):
     """Per-layer table of ``config`` for images of ``input_shape`` = (H, W, C).
 
     Returns a ``Summary`` (``.rows``, ``.total_params``, ``.total_mult_adds``)
-    and prints its table with ``print_fn`` (None prints nothing).
+    and prints its table with ``print_fn`` (None prints nothing); with
+    ``explain=True`` the printout shows each number's arithmetic and each
+    layer's receptive field (two stacked 3x3 convolutions see 5x5, three see 7x7).
     """
     net = configs.get_network(config)
     input_shape = tuple(net.input_shape if input_shape is None else input_shape)
     if len(input_shape) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
         raise ValueError(f"input_shape must be (H, W, C) positive ints; got {input_shape!r}")
-    layers = net.with_classes(num_classes)
     shape = input_shape
+    spatial = input_shape          # the last (H, W, C) before flatten, for the fc6 formula
+    field, jump = 1, 1             # receptive field and the input distance between neighbouring units
     rows = []
-    for layer in layers:
-        params = mult_adds = 0
-        kernel_shape = ()
+    for layer in net.with_classes(num_classes):
+        row = {"params": 0, "mult_adds": 0}
         if isinstance(layer, (configs.Conv, configs.Pool)):
             h, w, c = shape
-            if layer.padding == "VALID" and (h < layer.kernel or w < layer.kernel):
-                raise ValueError(f"{net.name}/{layer.name}: a {layer.kernel}x{layer.kernel} VALID window does "
-                                 f"not fit {h}x{w}; input {_fmt(input_shape)} is too small")
-            h, w = (output_size(n, layer.kernel, layer.stride, layer.padding) for n in (h, w))
+            k, s = layer.kernel, layer.stride
+            if layer.padding == "VALID" and (h < k or w < k):
+                raise ValueError(f"{net.name}/{layer.name}: a {k}x{k} VALID window does not fit {h}x{w}; "
+                                 f"input {_fmt(input_shape)} is too small")
+            out_h, out_w = (output_size(n, k, s, layer.padding) for n in (h, w))
+            if s > 1:
+                row["shape_formula"] = (f"ceil({h}/{s}) = {out_h}" if layer.padding == "SAME"
+                                        else f"ceil(({h}-{k}+1)/{s}) = {out_h}")
+            field, jump = field + (k - 1) * jump, jump * s
             if isinstance(layer, configs.Conv):
-                k, c_out = layer.kernel, layer.channels
-                params = k * k * c * c_out + c_out
-                kernel_shape = (k, k, c, c_out)
-                mult_adds = h * w * k * k * c * c_out
-                kind, shape = f"conv{k}-{c_out}", (h, w, c_out)
+                c_out = layer.channels
+                row.update(kind=f"conv{k}-{c_out}" + (f"/{s}" if s > 1 else ""), output_shape=(out_h, out_w, c_out),
+                           params=k * k * c * c_out + c_out, kernel_shape=(k, k, c, c_out),
+                           mult_adds=out_h * out_w * k * k * c * c_out,
+                           params_formula=f"{k}*{k}*{c}*{c_out} + {c_out}",
+                           mult_adds_formula=f"{out_h}*{out_w} * {k}*{k}*{c}*{c_out}")
             else:
-                kind, shape = f"maxpool{layer.kernel}/{layer.stride}", (h, w, c)
-            if layer.stride > 1 and isinstance(layer, configs.Conv):
-                kind += f"/{layer.stride}"
+                row.update(kind=f"maxpool{k}/{s}", output_shape=(out_h, out_w, c))
+            shape = spatial = row["output_shape"]
+            row["receptive_field"] = field
         elif isinstance(layer, configs.LRN):
-            kind = "LRN"
+            row.update(kind="LRN", output_shape=shape, receptive_field=field)
         elif isinstance(layer, configs.Flatten):
-            kind, shape = "flatten", (shape[0] * shape[1] * shape[2],)
+            shape = (shape[0] * shape[1] * shape[2],)
+            row.update(kind="flatten", output_shape=shape, shape_formula=f"{spatial[0]}*{spatial[1]}*{spatial[2]}")
         elif isinstance(layer, configs.FC):
             (n_in,) = shape
-            params = n_in * layer.units + layer.units
-            kernel_shape = (n_in, layer.units)
-            mult_adds = n_in * layer.units
-            kind, shape = f"fc-{layer.units}", (layer.units,)
+            n_in_expr = "*".join(map(str, spatial)) if rows and rows[-1].kind == "flatten" else str(n_in)
+            row.update(kind=f"fc-{layer.units}", output_shape=(layer.units,), params=n_in * layer.units + layer.units,
+                       kernel_shape=(n_in, layer.units), mult_adds=n_in * layer.units,
+                       params_formula=f"{n_in_expr}*{layer.units} + {layer.units}",
+                       mult_adds_formula=f"{n_in_expr}*{layer.units}")
+            shape = row["output_shape"]
         elif isinstance(layer, configs.Dropout):
-            kind = "dropout"
+            row.update(kind="dropout", output_shape=shape)
         else:
             raise TypeError(f"{net.name}: unknown layer spec {layer!r}")
-        rows.append(LayerRow(layer.name, kind, shape, params, mult_adds, kernel_shape))
+        rows.append(LayerRow(name=layer.name, **row))
     result = Summary(net.name, net.description, input_shape, rows[-1].output_shape[0], tuple(rows))
     if print_fn is not None:
-        print_fn(result.table())
+        print_fn(result.explain() if explain else result.table())
     return result
 
 
