@@ -4,16 +4,18 @@ Times forward and forward-backward passes of a tfvgg network as tf.function
 graphs, next to the same network in keras.applications and in the classic TF1
 graph if asked (--compare), interleaved batch by batch in one process.
 """
+import dataclasses
 import datetime
 import json
 import os
 import platform
 
-from absl import app, flags
+from absl import app, flags, logging
 import tensorflow as tf
 
 import tfvgg
 from tfvgg.cli import fail, parse_flags_or_exit
+from tfvgg.distribute import STRATEGIES, make_strategy
 from benchmarks import contestants, timing
 from tfvgg.precision import compute_dtype
 
@@ -22,6 +24,7 @@ GPU_BATCHES, GPU_WARMUP = 100, 10   # the classic benchmark's counts
 CPU_BATCHES, CPU_WARMUP = 5, 2      # a CPU is ~50x slower: keep the default run to a few minutes
 PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes}
 PASS_TITLES = {"forward": "Forward", "forward_backward": "Forward-backward", "train": "Train step"}
+ONE_REPLICA = "tfvgg_1replica"
 PASS_FLAG_VALUES = {"forward": "forward", "forward-backward": "forward_backward", "train": "train"}
 
 
@@ -46,6 +49,9 @@ def define_flags(default_model):
     flags.DEFINE_enum("device", "auto", ["auto", "cpu", "gpu"], "Where to run (auto: the first GPU if any).")
     flags.DEFINE_list("passes", ["forward", "forward-backward"], "Passes to time: forward, forward-backward, train.")
     flags.DEFINE_list("compare", [], "Peers timed in the same run: keras, tf1.")
+    flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "default (one device), mirrored (local GPUs, or "
+                      "--cpu_replicas CPU devices), multi_worker (TF_CONFIG); --batch_size is the global batch.")
+    flags.DEFINE_integer("cpu_replicas", 0, "With --strategy=mirrored and no GPU: logical CPU devices.", lower_bound=0)
     flags.DEFINE_integer("display_every", 10, "Print a progress line every this many timed batches.", lower_bound=1)
     flags.DEFINE_string("output_json", None, "Write machine-readable results to this file.")
     flags.DEFINE_string("profile_dir", None, "After timing, trace 2 more batches of each tfvgg pass with "
@@ -94,18 +100,36 @@ def device_name(device):
 
 
 def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096,
-                  profile_dir=None):
-    """Time ``passes`` for tfvgg and ``peers``; returns the results dict (see BUILD.md for its fields)."""
-    fwd_flops = 2.0 * model_summary.total_mult_adds * workload.batch_size
-    flops = {"forward": fwd_flops, "forward_backward": 3 * fwd_flops, "train": 3 * fwd_flops}
+                  profile_dir=None, strategy=None):
+    """Time ``passes`` for tfvgg and ``peers``; returns the results dict (see BUILD.md for its fields).
+
+    With a multi-replica ``strategy``, tfvgg runs data-parallel on the global batch
+    and once more on one replica's share alone, for the scaling efficiency; the
+    peers (one device each) are then skipped.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    flops_per_image = {"forward": 2.0 * model_summary.total_mult_adds}
+    flops_per_image["forward_backward"] = flops_per_image["train"] = 3 * flops_per_image["forward"]
     dev = workload.device.lstrip("/")
 
     print_fn(f"Probing the {dev} matmul peak in {workload.precision} ...")
     peak = timing.matmul_peak_flops(compute_dtype(workload.precision), n=probe_size, device=workload.device)
     print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
 
-    builders = {"tfvgg": contestants.tfvgg_passes, **{name: PEERS[name] for name in peers}}
-    runs, skipped = {}, {}
+    builders = {"tfvgg": lambda w, p: contestants.tfvgg_passes(w, p, strategy)}
+    batch_of = {"tfvgg": workload.batch_size}
+    skipped = {}
+    if replicas > 1:
+        one = dataclasses.replace(workload, batch_size=workload.batch_size // replicas,
+                                  device=strategy.extended.worker_devices[0])
+        builders[ONE_REPLICA] = lambda w, p: contestants.tfvgg_passes(one, p)
+        batch_of[ONE_REPLICA] = one.batch_size
+        skipped.update({peer: "peers run on one device; compare with tfvgg on one replica" for peer in peers})
+    else:
+        builders.update({name: PEERS[name] for name in peers})
+        batch_of.update({name: workload.batch_size for name in peers})
+    runs = {}
     for name, build in builders.items():
         try:
             runs[name] = build(workload, passes)
@@ -113,7 +137,7 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
             skipped[name] = str(e)
             print_fn(f"  skipping {name}: {e}")
 
-    results = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": skipped}
+    results = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": skipped, "replicas": replicas}
     for pass_name in passes:
         title = PASS_TITLES[pass_name]
         timing.reset_peak_memory(dev)
@@ -131,20 +155,33 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
             break
         memory, memory_kind = timing.peak_memory_bytes(dev)
         for name, t in timings.items():
+            flops = flops_per_image[pass_name] * batch_of[name]
             entry = {
                 "seconds_per_batch_mean": t.mean,
                 "seconds_per_batch_sd": t.sd,
                 "seconds_per_batch_best": t.best,
                 "num_batches": t.count,
-                "images_per_sec": workload.batch_size / t.mean,
-                "tflops": flops[pass_name] / t.mean / 1e12,
-                "peak_fraction": flops[pass_name] / t.mean / peak,
+                "images_per_sec": batch_of[name] / t.mean,
+                "tflops": flops / t.mean / 1e12,
+                "peak_fraction": flops / t.mean / peak,
             }
             print_fn(f"  {datetime.datetime.now():%Y-%m-%d %H:%M:%S}: {name} {t.describe(title)}, "
                      f"{entry['images_per_sec']:.2f} images/s, {entry['tflops']:.3f} TFLOP/s, "
                      f"{entry['peak_fraction']:.2f} of peak")
             if name == "tfvgg":
                 results[pass_name] = {**entry, "peak_memory_bytes": memory, "peak_memory_kind": memory_kind}
+                if replicas > 1:
+                    results[pass_name]["images_per_sec_per_replica"] = entry["images_per_sec"] / replicas
+            elif name == ONE_REPLICA:
+                total = results[pass_name]["images_per_sec"]
+                results.setdefault("scaling", {})[pass_name] = {
+                    "replicas": replicas, "images_per_sec": total, "images_per_sec_per_replica": total / replicas,
+                    "one_replica_images_per_sec": entry["images_per_sec"],
+                    "efficiency": total / (replicas * entry["images_per_sec"])}
+                scaling = results["scaling"][pass_name]
+                print_fn(f"  scaling over {replicas} replicas: {total:.2f} images/s in all, "
+                         f"{scaling['images_per_sec_per_replica']:.2f} per replica, {entry['images_per_sec']:.2f} "
+                         f"on one replica alone: efficiency {scaling['efficiency']:.2f}")
             else:  # tfvgg comes first in `timings`, so its entry exists
                 entry["ratio"] = results[pass_name]["images_per_sec"] / entry["images_per_sec"]
                 results["compare"].setdefault(name, {})[pass_name] = entry
@@ -193,11 +230,16 @@ def write_json_atomically(path, data):
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)   # tf.distribute and the checkpoint saver log at INFO
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)   # before TensorFlow runs any op
         workload, model_summary, counts, on_gpu = resolve_workload(FLAGS)
-    except UsageError as e:
+        if FLAGS.batch_size % strategy.num_replicas_in_sync:
+            raise UsageError(f"--batch_size={FLAGS.batch_size} does not split over "
+                             f"{strategy.num_replicas_in_sync} replicas")
+    except (UsageError, ValueError) as e:
         fail(str(e))
     passes = [PASS_FLAG_VALUES[p] for p in FLAGS.passes]
     name = device_name(workload.device)
@@ -212,7 +254,7 @@ def main(argv):
               f"--num_warmup_batches={counts['num_warmup_batches']} (the GPU defaults are {GPU_BATCHES} + "
               f"{GPU_WARMUP}); set them to change")
     results = run_benchmark(workload, model_summary, counts, passes, FLAGS.compare, FLAGS.display_every,
-                            profile_dir=FLAGS.profile_dir)
+                            profile_dir=FLAGS.profile_dir, strategy=strategy)
     print("\nResults")
     print(results_table(results, passes))
     for peer, reason in results["skipped"].items():
@@ -226,7 +268,8 @@ def main(argv):
         "mult_adds_per_image": model_summary.total_mult_adds,
         "flags": {**{k: getattr(FLAGS, k) for k in ("model", "batch_size", "image_size", "num_classes",
                                                     "data_format", "precision", "xla", "device", "passes",
-                                                    "compare", "output_json", "profile_dir")},
+                                                    "compare", "output_json", "profile_dir", "strategy",
+                                                    "cpu_replicas")},
                   **counts, "image_size": workload.image_size, "data_format": workload.data_format},
     })
     if FLAGS.output_json:

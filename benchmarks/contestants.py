@@ -16,7 +16,8 @@ import tensorflow as tf
 
 import tfvgg
 from tfvgg import configs
-from tfvgg.precision import DynamicLossScale, compute_dtype
+from tfvgg.optimizers import SGD
+from tfvgg.precision import compute_dtype
 
 PASSES = ("forward", "forward_backward", "train")
 LEARNING_RATE = 1e-6      # tiny: train steps must not blow random weights up mid-benchmark
@@ -54,32 +55,61 @@ class Workload:
                            trainable=False, name="images")
 
 
-def tfvgg_passes(w, passes=PASSES):
-    """tfvgg's ``inference_op`` in ``tf.function`` graphs."""
-    with tf.device(w.device):
-        images = w.random_images()
+def tfvgg_passes(w, passes=PASSES, strategy=None):
+    """tfvgg's ``inference_op`` in ``tf.function`` graphs; data-parallel under ``strategy`` if given.
+
+    Under a strategy the global batch ``w.batch_size`` is split over the replicas,
+    each replica's images live on its device, gradients are all-reduced, and the
+    train pass updates every copy of the variables.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if w.batch_size % replicas:
+        raise ValueError(f"--batch_size={w.batch_size} does not split evenly over {replicas} replicas")
+    with strategy.scope(), tf.device(None if replicas > 1 else w.device):
+        if replicas > 1:
+            per_replica_shape = (w.batch_size // replicas, *w.image_shape()[1:])
+            images = strategy.experimental_distribute_values_from_function(
+                lambda ctx: tf.random.stateless_normal(per_replica_shape, seed=(0, ctx.replica_id_in_sync_group),
+                                                       stddev=0.1))
+        else:
+            images = w.random_images()
         p = tfvgg.ParamStore(seed=0)
-        loss_scale = DynamicLossScale() if w.precision == "fp16" else None
+        optimizer = SGD(LEARNING_RATE, momentum=0.0, weight_decay=0.0)
 
-        def network(keep_prob):
-            """(predictions, softmax, logits) of the workload's images."""
-            return tfvgg.inference_op(images, p, keep_prob, w.model, w.num_classes,
-                                      data_format=w.data_format, dtype=w.dtype)
+        def network(x, keep_prob):
+            """(predictions, softmax, logits) of the replica's images."""
+            return tfvgg.inference_op(x, p, keep_prob, w.model, w.num_classes, data_format=w.data_format,
+                                      dtype=w.dtype)
 
-        network(1.0)  # create the variables eagerly, once, before any trace
+        network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
 
-        def gradients():
-            with tf.GradientTape() as tape:
-                loss = tf.nn.l2_loss(network(0.5)[2])
-                scaled = loss_scale.scaled(loss) if loss_scale else loss
-            grads = tape.gradient(scaled, p.params)
-            check_gradients(grads, p.names)
-            if loss_scale:
-                grads, finite = loss_scale.unscale(grads)
-                loss_scale.update(finite)
-            return loss, grads
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.nn.l2_loss(network(x, 0.5)[2])
+            scaled = loss * FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else loss
+        grads = tape.gradient(scaled, p.params)
+        check_gradients(grads, p.names)
+        grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+        if w.precision == "fp16":
+            grads = [g / FP16_STATIC_LOSS_SCALE for g in grads]
+        return loss, grads
 
-        return _graph_passes(w, passes, lambda: network(1.0)[0], gradients, p.params)
+    def train_step(x):
+        loss, grads = gradients(x)
+        tf.distribute.get_replica_context().merge_call(lambda _, g: optimizer.apply(g, p.params), args=(grads,))
+        return loss
+
+    replica_fns = {"forward": lambda x: network(x, 1.0)[0],
+                   "forward_backward": lambda x: gradient_checksum(gradients(x)[1]),
+                   "train": train_step}
+
+    def graph(fn):
+        def run_on_replicas():
+            return strategy.experimental_local_results(strategy.run(fn, args=(images,)))[0]
+        return _runner(tf.function(run_on_replicas, jit_compile=w.xla or None), w.device if replicas == 1 else None)
+
+    return {name: graph(replica_fns[name]) for name in passes}
 
 
 def keras_passes(w, passes=PASSES):
@@ -178,7 +208,7 @@ def _graph_passes(w, passes, forward, gradients, variables):
 
 def _runner(fn, device):
     def run():
-        with tf.device(device):
+        with tf.device(device):   # None: the strategy places the work
             result = fn()
         return np.asarray(result)  # blocks until the device is done; the result is tiny
     return run

@@ -29,13 +29,26 @@ class _Optimizer(tf.Module):
                 self._slot(kind, variable)
 
     def apply(self, grads, variables):
-        """One update of ``variables`` from ``grads`` (L2 weight decay added to each gradient)."""
+        """One update of ``variables`` from ``grads`` (L2 weight decay added to each gradient).
+
+        Under a ``tf.distribute`` strategy call it in cross-replica context (e.g. from
+        ``merge_call``) with all-reduced gradients: each variable's copy on each device
+        is updated by ``strategy.extended.update`` with that device's gradient and slots.
+        """
         self.iterations.assign_add(1)
+        strategy = tf.distribute.get_strategy()
         for grad, variable in zip(grads, variables):
-            grad = tf.cast(grad, variable.dtype)
-            if self.weight_decay:
-                grad += self.weight_decay * variable
-            self._update(grad, variable)
+            slots = [self._slot(kind, variable) for kind in self.slot_kinds]
+            if tf.distribute.has_strategy():
+                strategy.extended.update(variable, self._decayed_update, args=(grad, *slots), group=False)
+            else:
+                self._decayed_update(variable, grad, *slots)
+
+    def _decayed_update(self, variable, grad, *slots):
+        grad = tf.cast(grad, variable.dtype)
+        if self.weight_decay:
+            grad += self.weight_decay * variable
+        self._update(variable, grad, *slots)
 
 
 class SGD(_Optimizer):
@@ -49,11 +62,10 @@ class SGD(_Optimizer):
         self.momentum = float(momentum)
         self.slot_kinds = ("velocity",) if self.momentum else ()
 
-    def _update(self, grad, variable):
-        if not self.momentum:
+    def _update(self, variable, grad, velocity=None):
+        if velocity is None:
             variable.assign_sub(self.learning_rate * grad)
             return
-        velocity = self._slot("velocity", variable)
         velocity.assign(self.momentum * velocity - self.learning_rate * grad)
         variable.assign_add(velocity)
 
@@ -66,8 +78,7 @@ class Adam(_Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.slot_kinds = ("m", "v")
 
-    def _update(self, grad, variable):
-        m, v = self._slot("m", variable), self._slot("v", variable)
+    def _update(self, variable, grad, m, v):
         t = tf.cast(self.iterations, tf.float32)
         m.assign(self.beta_1 * m + (1.0 - self.beta_1) * grad)
         v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad))

@@ -12,10 +12,12 @@ its last checkpoint when started again with the same flags.
 """
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -25,6 +27,7 @@ from tensorflow.core.framework import summary_pb2
 from tfvgg import configs
 from tfvgg.checkpoint import Checkpointer
 from tfvgg.data import load_dataset, to_tf_dataset
+from tfvgg.distribute import STRATEGIES, is_chief, make_strategy, task
 from tfvgg.network import inference_op
 from tfvgg.optimizers import OPTIMIZERS
 from tfvgg.params import ParamStore
@@ -59,6 +62,8 @@ class TrainConfig:
     max_checkpoints: int = 3
     log_every: int = 20           # steps
     deterministic: bool = True    # tf.config.experimental.enable_op_determinism()
+    strategy: str = "default"     # default, mirrored, multi_worker (tfvgg.distribute)
+    cpu_replicas: int = 0         # mirrored without GPUs: split the CPU into this many devices
 
 
 class NonFiniteLoss(RuntimeError):
@@ -68,8 +73,10 @@ class NonFiniteLoss(RuntimeError):
 def train(cfg, print_fn=print):
     """Run (or resume) the training ``cfg`` describes; returns the final metrics row as a dict."""
     _check_config(cfg)
+    strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)   # before TensorFlow runs any op
+    chief = is_chief() if cfg.strategy == "multi_worker" else True
     os.makedirs(cfg.model_dir, exist_ok=True)
-    _check_or_write_config(cfg)
+    _check_or_write_config(cfg, write=chief)
     tf.random.set_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -82,51 +89,75 @@ def train(cfg, print_fn=print):
         train_x, train_y = train_x[:cfg.train_subset], train_y[:cfg.train_subset]
     steps_per_epoch = math.ceil(len(train_x) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
+    replicas = strategy.num_replicas_in_sync
+    if cfg.batch_size % replicas:
+        raise ValueError(f"--batch_size={cfg.batch_size} does not split evenly over {replicas} replicas")
 
-    p = ParamStore(seed=cfg.seed)
     dtype = compute_dtype(cfg.precision)
-    inference_op(tf.zeros([1, cfg.image_size, cfg.image_size, channels]), p, 1.0, net.name, data.num_classes)
-    optimizer = _make_optimizer(cfg)
-    optimizer.build(p.trainable_variables)
-    state = _TrainState()
-    loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
+    with strategy.scope():   # variables, slots and counters become mirrored under a strategy
+        p = ParamStore(seed=cfg.seed)
+        inference_op(tf.zeros([1, cfg.image_size, cfg.image_size, channels]), p, 1.0, net.name, data.num_classes)
+        optimizer = _make_optimizer(cfg)
+        optimizer.build(p.trainable_variables)
+        state = _TrainState()
+        loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
     extras = {"optimizer": optimizer, "state": state, **({"loss_scale": loss_scale} if loss_scale else {})}
-    checkpointer = Checkpointer(p, os.path.join(cfg.model_dir, "checkpoints"), cfg.max_checkpoints, **extras)
-    restored = checkpointer.restore()
+    checkpoint_dir = os.path.join(cfg.model_dir, "checkpoints")
+    # Every worker saves (saving is collective); only the chief keeps what it saved.
+    save_dir = checkpoint_dir if chief else os.path.join(cfg.model_dir, f".worker-{task()[1]}-checkpoints")
+    checkpointer = Checkpointer(p, save_dir, cfg.max_checkpoints, **extras)
+    restored = checkpointer.restore(tf.train.latest_checkpoint(checkpoint_dir))
     start_step = int(state.step.numpy())
     if restored:
         print_fn(f"Resumed from {restored} (step {start_step} of {total_steps})")
     print_fn(f"Training {net.description} on {data.name}: {len(train_x)} train / {len(data.test_images)} test "
              f"images at {cfg.image_size}x{cfg.image_size}x{channels}, {p.count_params():,} parameters, "
-             f"{cfg.epochs} epochs of {steps_per_epoch} steps")
+             f"{cfg.epochs} epochs of {steps_per_epoch} steps"
+             + (f", {replicas} replicas ({cfg.strategy})" if replicas > 1 or cfg.strategy != "default" else ""))
 
-    image_spec = tf.TensorSpec([None, cfg.image_size, cfg.image_size, channels], tf.float32)
-    label_spec = tf.TensorSpec([None], tf.int64)
-
-    @tf.function(input_signature=[image_spec, label_spec])
-    def train_step(images, labels):
-        seed = tf.stack([tf.constant(cfg.seed, tf.int64), state.step])
+    def replica_step(images, labels):
+        """One replica's share of a step; gradients and counts are summed over replicas."""
+        ctx = tf.distribute.get_replica_context()
+        seed = tf.stack([tf.constant(cfg.seed, tf.int64),
+                         state.step * replicas + tf.cast(ctx.replica_id_in_sync_group, tf.int64)])
         variables = p.trainable_variables
+        count = ctx.all_reduce("sum", tf.cast(tf.shape(labels)[0], tf.float32))
         with tf.GradientTape() as tape:
             logits = inference_op(images, p, cfg.keep_prob, net.name, data.num_classes, dtype=dtype,
                                   dropout_seed=seed)[2]
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-            scaled = loss_scale.scaled(loss) if loss_scale else loss
-        grads = tape.gradient(scaled, variables)
+            loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            share = loss_sum / count   # summed over replicas: the mean over the global batch
+            scaled = loss_scale.scaled(share) if loss_scale else share
+        grads = ctx.all_reduce("sum", tape.gradient(scaled, variables))
         grads_finite = tf.constant(True)
         if loss_scale:
             grads, grads_finite = loss_scale.unscale(grads)
-            loss_scale.update(grads_finite)
+        loss = ctx.all_reduce("sum", loss_sum) / count
+        correct = ctx.all_reduce("sum", tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32)))
         ok = tf.math.is_finite(loss) & grads_finite
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.int64))
+        ctx.merge_call(apply_update, args=(grads, loss, correct, count, ok, grads_finite))
+        return loss, count
+
+    def apply_update(strategy_, grads, loss, correct, count, ok, grads_finite):
+        """Cross-replica: update the variables once (on every device), unless the step went non-finite."""
+        first = lambda value: strategy_.experimental_local_results(value)[0]  # noqa: E731 - same on all replicas
+        if loss_scale:
+            loss_scale.update(first(grads_finite))
 
         def apply():
-            optimizer.apply(grads, variables)
-            state.record(loss, correct, tf.shape(labels, out_type=tf.int64)[0])
+            optimizer.apply(grads, p.trainable_variables)
+            state.record(first(loss), tf.cast(first(correct), tf.int64), tf.cast(first(count), tf.int64))
             return tf.constant(True)
 
-        tf.cond(ok, apply, lambda: tf.constant(False))
-        return loss
+        return tf.cond(first(ok), apply, lambda: tf.constant(False))
+
+    @tf.function(reduce_retracing=True)
+    def train_step(images, labels):
+        loss, count = strategy.run(replica_step, args=(images, labels))
+        return strategy.experimental_local_results(loss)[0], strategy.experimental_local_results(count)[0]
+
+    image_spec = tf.TensorSpec([None, cfg.image_size, cfg.image_size, channels], tf.float32)
+    label_spec = tf.TensorSpec([None], tf.int64)
 
     @tf.function(input_signature=[image_spec, label_spec])
     def eval_step(images, labels):
@@ -149,10 +180,14 @@ def train(cfg, print_fn=print):
         if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in p.params):
             raise NonFiniteLoss(
                 f"weights are not finite after step {step} (epoch {epoch + 1}); stopped without saving. The last "
-                f"good checkpoint is {checkpointer.latest}; lower --learning_rate and train in a new --model_dir")
+                f"good checkpoint is {tf.train.latest_checkpoint(checkpoint_dir)}; lower --learning_rate and "
+                "train in a new --model_dir")
         checkpointer.save(step)
+        if not chief:
+            shutil.rmtree(save_dir, ignore_errors=True)
 
-    writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "tensorboard"))
+    writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "tensorboard" if chief else
+                                                        f".worker-{task()[1]}-tensorboard"))
     history = _read_metrics(cfg.model_dir, completed_epochs=start_step // steps_per_epoch)
     row = history[-1] if history else None
     step = start_step
@@ -160,15 +195,21 @@ def train(cfg, print_fn=print):
         done_in_epoch = step - epoch * steps_per_epoch
         batches = to_tf_dataset(train_x, train_y, cfg.batch_size, cfg.image_size, channels,
                                 shuffle_seed=cfg.seed * 100003 + epoch, skip_batches=done_in_epoch)
+        if cfg.strategy != "default":
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            batches = strategy.experimental_distribute_dataset(batches.with_options(options))
         epoch_start, seen = time.perf_counter(), 0
         for images, labels in batches:
-            loss = float(train_step(images, labels))
+            loss, count = train_step(images, labels)
+            loss = float(loss)
             if not math.isfinite(loss):
                 raise NonFiniteLoss(
                     f"loss is {loss} at step {step + 1} (epoch {epoch + 1}); stopped without saving. The last good "
-                    f"checkpoint is {checkpointer.latest}; lower --learning_rate and train in a new --model_dir")
+                    f"checkpoint is {tf.train.latest_checkpoint(checkpoint_dir)}; lower --learning_rate and train "
+                    "in a new --model_dir")
             step += 1
-            seen += int(labels.shape[0])
+            seen += int(count)
             if step % cfg.log_every == 0:
                 elapsed = time.perf_counter() - epoch_start
                 rate = seen / elapsed
@@ -196,20 +237,32 @@ def train(cfg, print_fn=print):
                 write_scalar(key.replace("_", "/", 1) if key.startswith(("train", "test")) else key, row[key])
         writer.flush()
         state.end_epoch(test_loss, optimizer, cfg.plateau_patience, cfg.plateau_factor)
-        _write_metrics(cfg.model_dir, history)
+        if chief:
+            _write_metrics(cfg.model_dir, history)
         save_if_finite(step, epoch)
     if row is None:
         raise RuntimeError("no epoch ran")
     _, _, predictions = evaluate()
     matrix = confusion_matrix(data.test_labels, predictions, data.num_classes)
-    _write_confusion(cfg.model_dir, matrix, data.class_names)
     print_fn("Confusion matrix (rows: true class, columns: predicted):")
     print_fn(format_confusion(matrix, data.class_names))
+    print_fn(f"Weights checksum: {weights_checksum(p)}")
+    if not chief:
+        return row
+    _write_confusion(cfg.model_dir, matrix, data.class_names)
     plots = plot_history(cfg.model_dir, history)
     print_fn(f"Metrics: {os.path.join(cfg.model_dir, 'metrics.csv')}; TensorBoard: "
              f"{os.path.join(cfg.model_dir, 'tensorboard')}" + (f"; plots: {', '.join(plots)}" if plots else
                                                                   " (install matplotlib for PNG plots)"))
     return row
+
+
+def weights_checksum(p):
+    """A hex digest of every variable's bytes: equal digests mean identical weights (across workers or runs)."""
+    digest = hashlib.sha256()
+    for variable in p.params:
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def write_scalar(tag, value):
@@ -277,7 +330,7 @@ def _check_config(cfg):
         raise ValueError(f"learning_rate must be > 0; got {cfg.learning_rate}")
 
 
-def _check_or_write_config(cfg):
+def _check_or_write_config(cfg, write=True):
     path = os.path.join(cfg.model_dir, "config.json")
     current = dataclasses.asdict(cfg)
     if os.path.exists(path):
@@ -288,7 +341,8 @@ def _check_or_write_config(cfg):
         if changed:
             raise ValueError(f"{cfg.model_dir} holds a run with other flags ({'; '.join(changed)}); "
                              "use the same flags to resume, or another --model_dir")
-    _atomic_write(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
+    if write:
+        _atomic_write(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
 
 
 def _read_metrics(model_dir, completed_epochs):
@@ -404,6 +458,10 @@ def define_flags():
     flags.DEFINE_integer("max_checkpoints", d.max_checkpoints, "Checkpoints kept.", lower_bound=1)
     flags.DEFINE_integer("log_every", d.log_every, "Progress line every N steps.", lower_bound=1)
     flags.DEFINE_boolean("deterministic", d.deterministic, "Make every op deterministic (bit-identical reruns).")
+    flags.DEFINE_enum("strategy", d.strategy, list(STRATEGIES), "default (one device), mirrored (local GPUs or "
+                      "--cpu_replicas CPU devices), multi_worker (TF_CONFIG).")
+    flags.DEFINE_integer("cpu_replicas", d.cpu_replicas, "With --strategy=mirrored and no GPU: logical CPU devices.",
+                         lower_bound=0)
 
 
 def main(argv):
