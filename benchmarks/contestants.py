@@ -106,7 +106,9 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
 
     def graph(fn):
         def run_on_replicas():
-            return strategy.experimental_local_results(strategy.run(fn, args=(images,)))[0]
+            # One number per replica: fetching only replica 0's result would let the graph prune the others.
+            per_replica = strategy.experimental_local_results(strategy.run(fn, args=(images,)))
+            return tf.stack([tf.reduce_sum(tf.cast(r, tf.float32)) for r in per_replica])
         return _runner(tf.function(run_on_replicas, jit_compile=w.xla or None), w.device if replicas == 1 else None)
 
     return {name: graph(replica_fns[name]) for name in passes}
