@@ -16,6 +16,7 @@ import tensorflow as tf
 import tfvgg
 from tfvgg.cli import fail, parse_flags_or_exit
 from tfvgg.distribute import STRATEGIES, make_strategy
+from tfvgg.ops import CONV_ALGORITHMS
 from benchmarks import contestants, timing
 from tfvgg.precision import compute_dtype
 
@@ -46,6 +47,10 @@ def define_flags(default_model):
     flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"],
                       "Compute precision; bf16/fp16 keep float32 variables (mixed precision); fp16 scales the loss.")
     flags.DEFINE_boolean("xla", False, "Compile each pass with XLA (jit_compile=True).")
+    flags.DEFINE_enum("conv_algorithm", "direct", list(CONV_ALGORITHMS), "tfvgg's 3x3 convolutions: direct "
+                      "(tf.nn.conv2d), winograd2, winograd4 (F(2x2,3x3), F(4x4,3x3)), or auto (per layer).")
+    flags.DEFINE_boolean("per_layer", False, "First time each convolution layer alone, direct against Winograd, "
+                         "and mark auto's choice.")
     flags.DEFINE_enum("device", "auto", ["auto", "cpu", "gpu"], "Where to run (auto: the first GPU if any).")
     flags.DEFINE_list("passes", ["forward", "forward-backward"], "Passes to time: forward, forward-backward, train.")
     flags.DEFINE_list("compare", [], "Peers timed in the same run: keras, tf1.")
@@ -78,7 +83,8 @@ def resolve_workload(f):
     workload = contestants.Workload(
         model=net.name, batch_size=f.batch_size, image_size=image_size, channels=channels,
         num_classes=model_summary.num_classes, data_format=f.data_format or ("NCHW" if on_gpu else "NHWC"),
-        precision=f.precision, xla=f.xla, device="/GPU:0" if on_gpu else "/CPU:0")
+        precision=f.precision, xla=f.xla, device="/GPU:0" if on_gpu else "/CPU:0",
+        conv_algorithm=f.conv_algorithm)
     counts = {
         "num_batches": f.num_batches or (GPU_BATCHES if on_gpu else CPU_BATCHES),
         "num_warmup_batches": f.num_warmup_batches if f.num_warmup_batches is not None
@@ -143,7 +149,7 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
         timing.reset_peak_memory(dev)
         contenders = {name: run[pass_name] for name, run in runs.items()}
         print_fn(f"{title}: {counts['num_warmup_batches']} warm-up + {counts['num_batches']} timed batches "
-                 f"of {workload.batch_size} ({', '.join(contenders)} interleaved)")
+                 f"of {workload.batch_size}" + (f" ({', '.join(contenders)} interleaved)" if len(contenders) > 1 else ""))
         try:
             timings = timing.time_contestants(contenders, counts["num_batches"], counts["num_warmup_batches"],
                                               log_every=display_every, print_fn=print_fn, label="  ")
@@ -246,13 +252,19 @@ def main(argv):
     print(f"tfvgg benchmark: {model_summary.description or model_summary.network}, TensorFlow {tf.__version__}")
     print(f"  device {workload.device.lstrip('/')} ({name}); batch {workload.batch_size}; "
           f"image {workload.image_size}x{workload.image_size}x{workload.channels}; {workload.data_format}; "
-          f"{workload.precision}; XLA {'on' if workload.xla else 'off'}")
+          f"{workload.precision}; XLA {'on' if workload.xla else 'off'}; convolutions {workload.conv_algorithm}")
     print(f"  {model_summary.total_params:,} parameters; {model_summary.total_mult_adds / 1e9:.2f} G multiply-adds "
           f"per image forward (forward-backward counted as 3x)")
     if not on_gpu and FLAGS.num_batches is None:
         print(f"  no GPU: using the CPU defaults --num_batches={counts['num_batches']} "
               f"--num_warmup_batches={counts['num_warmup_batches']} (the GPU defaults are {GPU_BATCHES} + "
               f"{GPU_WARMUP}); set them to change")
+    if FLAGS.per_layer:
+        from benchmarks.conv_layers import conv_shapes, print_algorithm_table
+        with tf.device(workload.device):
+            print_algorithm_table(conv_shapes(workload.model, workload.image_size, workload.channels),
+                                  workload.batch_size, compute_dtype(workload.precision),
+                                  ["winograd2", "winograd4"], repeats=3)
     results = run_benchmark(workload, model_summary, counts, passes, FLAGS.compare, FLAGS.display_every,
                             profile_dir=FLAGS.profile_dir, strategy=strategy)
     print("\nResults")
@@ -269,7 +281,7 @@ def main(argv):
         "flags": {**{k: getattr(FLAGS, k) for k in ("model", "batch_size", "image_size", "num_classes",
                                                     "data_format", "precision", "xla", "device", "passes",
                                                     "compare", "output_json", "profile_dir", "strategy",
-                                                    "cpu_replicas")},
+                                                    "cpu_replicas", "conv_algorithm", "per_layer")},
                   **counts, "image_size": workload.image_size, "data_format": workload.data_format},
     })
     if FLAGS.output_json:

@@ -40,6 +40,7 @@ class Workload:
     precision: str = "fp32"
     xla: bool = False
     device: str = "/CPU:0"
+    conv_algorithm: str = "direct"   # tfvgg only: direct, winograd2, winograd4, auto
 
     @property
     def dtype(self):
@@ -80,7 +81,7 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         def network(x, keep_prob):
             """(predictions, softmax, logits) of the replica's images."""
             return tfvgg.inference_op(x, p, keep_prob, w.model, w.num_classes, data_format=w.data_format,
-                                      dtype=w.dtype)
+                                      dtype=w.dtype, conv_algorithm=w.conv_algorithm)
 
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
 

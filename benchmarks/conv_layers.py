@@ -10,6 +10,7 @@ from absl import app, flags
 import tensorflow as tf
 
 import tfvgg
+from tfvgg import winograd
 from tfvgg.cli import fail, parse_flags_or_exit
 from benchmarks import timing
 from tfvgg.precision import compute_dtype
@@ -56,6 +57,37 @@ def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
     return rates
 
 
+def time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats=5):
+    """Best seconds of relu(conv3x3 + bias) per algorithm: ``{algorithm: (forward, forward_backward)}``.
+
+    forward_backward includes the gradients with respect to the input, the kernel and the bias.
+    Algorithms are interleaved batch by batch, so noise hits them alike.
+    """
+    x = tf.Variable(tf.cast(tf.random.stateless_normal([batch, h, w, c_in], seed=(0, 1)), dtype))
+    kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, c_in, c_out], seed=(0, 2)) * 0.05, dtype))
+    bias = tf.Variable(tf.zeros([c_out], dtype))
+
+    def layer(algorithm):
+        if algorithm == "direct":
+            return tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
+        return winograd.conv_bias_relu(x, kernel, bias, algorithm)
+
+    def forward_backward(algorithm):
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(tf.cast(layer(algorithm), tf.float32))
+        grads = tape.gradient(y, [x, kernel, bias])
+        return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
+
+    runs = {}
+    for algorithm in algorithms:
+        fwd = tf.function(lambda a=algorithm: tf.reduce_sum(tf.cast(layer(a), tf.float32)))
+        fb = tf.function(lambda a=algorithm: forward_backward(a))
+        runs[(algorithm, "forward")] = lambda f=fwd: f().numpy()
+        runs[(algorithm, "forward_backward")] = lambda f=fb: f().numpy()
+    best = {k: t.best for k, t in timing.time_contestants(runs, repeats, 1, print_fn=None).items()}
+    return {a: (best[(a, "forward")], best[(a, "forward_backward")]) for a in algorithms}
+
+
 def main(argv):
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -63,13 +95,38 @@ def main(argv):
     net = tfvgg.get_network(FLAGS.model)
     image_size = FLAGS.image_size or net.input_shape[0]
     dtype = compute_dtype(FLAGS.precision)
+    shapes = conv_shapes(net.name, image_size, net.input_shape[2])
+    if FLAGS.algorithms:
+        print_algorithm_table(shapes, FLAGS.batch_size, dtype, FLAGS.algorithms, FLAGS.repeats)
+        return
     print(f"{net.description}: batch {FLAGS.batch_size}, {FLAGS.precision}, GFLOP/s (best of {FLAGS.repeats})")
     print(f"{'input HxW':>10} {'C_in':>5} {'C_out':>5} {'k':>2} {'forward':>8} {'input grad':>10} {'weight grad':>11}")
-    for h, w, c_in, c_out, k in conv_shapes(net.name, image_size, net.input_shape[2]):
+    for h, w, c_in, c_out, k in shapes:
         r = time_layer(FLAGS.batch_size, h, w, c_in, c_out, k, dtype, FLAGS.repeats)
         print(f"{f'{h}x{w}':>10} {c_in:>5} {c_out:>5} {k:>2} {r['forward']:>8.0f} {r['input_gradient']:>10.0f} "
               f"{r['weight_gradient']:>11.0f}")
         sys.stdout.flush()
+
+
+def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=print):
+    """Milliseconds per layer (forward; forward-backward) of each algorithm, and the speed-up over direct."""
+    algorithms = ["direct"] + [a for a in algorithms if a != "direct"]
+    if dtype != tf.float32:   # F(4x4) is refused in 16-bit types (see winograd.check_precision)
+        algorithms = [a for a in algorithms if a != "winograd4"]
+    print_fn(f"relu(conv3x3 + bias), batch {batch}, {dtype.name}: ms forward / forward-backward (speed-up vs "
+             f"direct), best of {repeats}; auto picks the marked one")
+    for h, w, c_in, c_out, k in shapes:
+        if k != 3:
+            continue
+        t = time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats)
+        auto = winograd.choose(3, 3, 1, 1, "SAME", h, w, c_in, c_out, dtype)
+        cells = []
+        for a in algorithms:
+            fwd, fb = t[a]
+            mark = "*" if a == auto else " "
+            cells.append(f"{a}{mark} {fwd * 1e3:7.1f} / {fb * 1e3:7.1f} ({t['direct'][0] / fwd:4.2f}x / "
+                         f"{t['direct'][1] / fb:4.2f}x)")
+        print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} " + " | ".join(cells))
 
 
 if __name__ == "__main__":
@@ -78,4 +135,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("image_size", None, "Image height and width (default: the network's).", lower_bound=1)
     flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
     flags.DEFINE_integer("repeats", 5, "Timed runs per kernel (the best counts).", lower_bound=1)
+    flags.DEFINE_list("algorithms", [], "Instead: time relu(conv + bias) with these algorithms against direct "
+                      "(winograd2, winograd4).")
     app.run(main, flags_parser=parse_flags_or_exit)

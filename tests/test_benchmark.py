@@ -235,3 +235,20 @@ def test_conv_layers_times_the_three_kernels():
     rates = conv_layers.time_layer(1, 8, 8, 4, 8, 3, tf.float32, repeats=1)
     assert set(rates) == {"forward", "input_gradient", "weight_gradient"}
     assert all(r > 0 for r in rates.values())
+
+
+def test_tiny_run_with_winograd_convolutions():
+    w = contestants.Workload(model="D", batch_size=2, image_size=32, channels=3, num_classes=10,
+                             conv_algorithm="winograd2")
+    results = run_tiny(w, ["forward", "forward_backward"], peers=["keras"])
+    assert PASS_FIELDS <= set(results["forward_backward"])
+    assert "ratio" in results["compare"]["keras"]["forward"]
+
+
+def test_per_layer_table_marks_auto_choice():
+    from benchmarks import conv_layers
+    lines = []
+    conv_layers.print_algorithm_table([(28, 28, 256, 256, 3), (8, 8, 4, 8, 3)], 1, tf.float32,
+                                      ["winograd2", "winograd4"], repeats=1, print_fn=lines.append)
+    assert "28x28  256->256  direct " in lines[1] and "winograd4*" in lines[1]
+    assert "direct*" in lines[2] and "winograd2 " in lines[2]

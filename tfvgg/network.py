@@ -1,7 +1,7 @@
 """One builder that walks a network's layer specs with the primitives."""
 import tensorflow as tf
 
-from tfvgg import configs
+from tfvgg import configs, winograd
 from tfvgg.ops import (check_keep_prob, conv_op, dropout_op, fc_op, flatten_op, lrn_op, mpool_op,
                        DATA_FORMATS)
 
@@ -10,7 +10,7 @@ POOLINGS = (None, "avg", "max")
 
 
 def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, include_top=True, pooling=None,
-                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None):
+                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None, conv_algorithm="direct"):
     """Build network ``config`` on ``images``; returns ``(predictions, softmax, logits)``.
 
     Args:
@@ -27,6 +27,8 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         image size works) and returns the features instead of the triple.
       pooling: with include_top=False, None keeps the last pool's
         ``[N, h, w, C]``; "avg" or "max" pools it globally to ``[N, C]``.
+      conv_algorithm: "direct", "winograd2", "winograd4" or "auto" for the 3x3
+        stride-1 convolutions (see ``conv_op``); others always run direct.
       return_endpoints: also return ``{layer name: activation}`` for every layer
         (``conv1_1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), in order.
 
@@ -65,8 +67,10 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
     endpoints = {}
     for layer in layers:
         if isinstance(layer, configs.Conv):
+            fits = winograd.supports(layer.kernel, layer.kernel, layer.stride, layer.stride, layer.padding)
             x = conv_op(x, layer.name, layer.kernel, layer.kernel, layer.channels, layer.stride, layer.stride, p,
-                        padding=layer.padding, data_format=data_format)
+                        padding=layer.padding, data_format=data_format,
+                        algorithm=conv_algorithm if fits else "direct")
         elif isinstance(layer, configs.Pool):
             x = mpool_op(x, layer.name, layer.kernel, layer.kernel, layer.stride, layer.stride,
                          padding=layer.padding, data_format=data_format)

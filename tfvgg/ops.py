@@ -13,11 +13,13 @@ import zlib
 
 import tensorflow as tf
 
+from tfvgg import winograd
 from tfvgg.initializers import Constant, GlorotUniform
 
 DATA_FORMATS = ("NHWC", "NCHW")
 _LAYOUTS = {"NHWC": "[N, H, W, C]", "NCHW": "[N, C, H, W]", None: "[N, H, W, C]"}
 PADDINGS = ("SAME", "VALID")
+CONV_ALGORITHMS = ("direct", "winograd2", "winograd4", "auto")
 
 # AlexNet (Krizhevsky et al., 2012), section 3.3: k=2, n=5, alpha=1e-4, beta=0.75.
 # tf.nn.lrn sums over depth_radius channels on each side, so n=5 -> radius 2;
@@ -26,16 +28,20 @@ LRN_K, LRN_N, LRN_ALPHA, LRN_BETA = 2.0, 5, 1e-4, 0.75
 
 
 def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_format="NHWC",
-            dtype=None, kernel_init=None, bias_init=0.0):
+            dtype=None, kernel_init=None, bias_init=0.0, algorithm="direct"):
     """Convolution + bias + ReLU.
 
     Variables: ``name/w`` ``[kh, kw, n_in, n_out]`` (Glorot uniform) and
     ``name/b`` ``[n_out]`` (``bias_init``, 0.0 as in the classic code).
     Returns ``[N, H', W', n_out]`` (NHWC) or ``[N, n_out, H', W']`` (NCHW), with
     H' = ceil(H / dh) for SAME padding and ceil((H - kh + 1) / dh) for VALID.
+    ``algorithm``: "direct" (``tf.nn.conv2d``), "winograd2" / "winograd4"
+    (F(2x2,3x3) / F(4x4,3x3), 3x3 stride-1 SAME only, see ``tfvgg.winograd``) or
+    "auto" (``winograd.choose`` picks per layer shape).
     """
     x = _compute_input(input_op, name, data_format, dtype)
     _check_choice(name, "padding", padding, PADDINGS)
+    _check_choice(name, "algorithm", algorithm, CONV_ALGORITHMS)
     n_in = _channels(x, data_format)
     if padding == "VALID":
         _check_window_fits(name, x, data_format, kh, kw)
@@ -47,6 +53,17 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
         )
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
+    if algorithm == "auto":
+        algorithm = winograd.choose(kh, kw, dh, dw, padding, *_spatial(x, data_format), n_in, n_out, x.dtype)
+    if algorithm != "direct":
+        if not winograd.supports(kh, kw, dh, dw, padding):
+            raise ValueError(f"{name}: {algorithm} computes 3x3 stride-1 SAME convolutions only; this layer is "
+                             f"{kh}x{kw} stride {dh}x{dw} {padding}")
+        try:
+            winograd.check_precision(algorithm, x.dtype)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+        return winograd.conv_bias_relu(x, _cast(kernel, x.dtype), _cast(bias, x.dtype), algorithm, data_format)
     y = tf.nn.conv2d(x, _cast(kernel, x.dtype), _strides(dh, dw, data_format), padding,
                      data_format=data_format, name=name)
     y = tf.nn.bias_add(y, _cast(bias, x.dtype), data_format=data_format)

@@ -1,0 +1,107 @@
+"""Winograd convolution against tf.nn.conv2d: values, gradients, layouts, auto's choices, errors."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvgg
+from tfvgg import winograd
+from tests.conftest import random_images
+
+SHAPES = [(1, 7, 9, 1, 4), (2, 13, 6, 3, 5), (1, 4, 4, 8, 2), (3, 16, 16, 16, 16), (2, 5, 17, 6, 9)]
+
+
+def direct(x, kernel, bias, data_format="NHWC"):
+    return tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "SAME", data_format=data_format), bias,
+                                     data_format=data_format))
+
+
+@pytest.mark.parametrize("algorithm,tolerance", [("winograd2", 1e-5), ("winograd4", 2e-5)])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_conv2d_on_odd_shapes(rng, algorithm, tolerance, shape):
+    n, h, w, c, k = shape
+    x = random_images(rng, (n, h, w, c))
+    kernel = random_images(rng, (3, 3, c, k))
+    bias = random_images(rng, (k,))
+    ours = winograd.conv_bias_relu(x, kernel, bias, algorithm)
+    expected = direct(x, kernel, bias)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=0, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4"])
+def test_nchw(rng, algorithm):
+    x = random_images(rng, (2, 11, 10, 3))
+    kernel, bias = random_images(rng, (3, 3, 3, 4)), random_images(rng, (4,))
+    nchw = winograd.conv_bias_relu(tf.transpose(x, (0, 3, 1, 2)), kernel, bias, algorithm, data_format="NCHW")
+    np.testing.assert_allclose(tf.transpose(nchw, (0, 2, 3, 1)).numpy(), direct(x, kernel, bias).numpy(),
+                               rtol=0, atol=2e-5 * np.abs(direct(x, kernel, bias)).max())
+
+
+@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4"])
+def test_gradients_equal_the_direct_gradients(rng, algorithm):
+    x = tf.Variable(random_images(rng, (2, 9, 7, 5)))
+    kernel, bias = tf.Variable(random_images(rng, (3, 3, 5, 6))), tf.Variable(random_images(rng, (6,)))
+    with tf.GradientTape(persistent=True) as tape:
+        ours = tf.reduce_sum(tf.square(winograd.conv_bias_relu(x, kernel, bias, algorithm)))
+        reference = tf.reduce_sum(tf.square(direct(x, kernel, bias)))
+    for a, b in zip(tape.gradient(ours, [x, kernel, bias]), tape.gradient(reference, [x, kernel, bias])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_the_winograd_ops_are_differentiable_themselves(rng, m):
+    """winograd_conv2d's own automatic derivative, checked by TensorFlow's finite differences."""
+    x = tf.constant(rng.normal(size=(1, 5, 6, 2)))
+    kernel = tf.constant(rng.normal(size=(3, 3, 2, 3)))
+    theoretical, numerical = tf.test.compute_gradient(lambda a, b: winograd.winograd_conv2d(a, b, m), [x, kernel])
+    for t, n in zip(theoretical, numerical):
+        np.testing.assert_allclose(t, n, rtol=1e-5, atol=1e-6)
+
+
+def test_vgg16_logits_with_winograd_everywhere(rng):
+    images = random_images(rng, (2, 32, 32, 3))
+    p = tfvgg.ParamStore(seed=3)
+    reference = tfvgg.inference_op(images, p, config="D", num_classes=10)[2].numpy()
+    for algorithm, tolerance in (("winograd2", 1e-4), ("winograd4", 1e-4)):
+        logits = tfvgg.inference_op(images, p, config="D", num_classes=10, conv_algorithm=algorithm)[2].numpy()
+        np.testing.assert_allclose(logits, reference, rtol=0, atol=tolerance * np.abs(reference).max())
+
+
+def test_auto_picks_winograd4_for_the_deep_vgg16_layers_only():
+    shapes = {r.name: r for r in tfvgg.summary("D", (224, 224, 3), print_fn=None).rows}
+    chosen = {}
+    previous = (224, 224, 3)
+    for name, row in shapes.items():
+        if row.kind.startswith("conv"):
+            chosen[name] = winograd.choose(3, 3, 1, 1, "SAME", previous[0], previous[1], previous[2],
+                                           row.output_shape[2])
+        if len(row.output_shape) == 3:
+            previous = row.output_shape
+    assert {n for n, a in chosen.items() if a == "winograd4"} == {
+        "conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3"}
+    assert set(chosen.values()) <= {"direct", "winograd4"}
+    assert winograd.choose(5, 5, 1, 1, "SAME", 28, 28, 512, 512) == "direct"
+    assert winograd.choose(3, 3, 2, 2, "SAME", 28, 28, 512, 512) == "direct"
+    assert winograd.choose(3, 3, 1, 1, "SAME", 28, 28, 512, 512, tf.bfloat16) == "direct"
+
+
+def test_auto_everywhere_builds_every_network(rng):
+    for config, shape in (("alexnet", (64, 64, 3)), ("lenet", (28, 28, 1)), ("C", (32, 32, 3))):
+        p = tfvgg.ParamStore()
+        images = random_images(rng, (1, *shape))
+        direct_logits = tfvgg.inference_op(images, p, config=config)[2].numpy()
+        auto_logits = tfvgg.inference_op(images, p, config=config, conv_algorithm="auto")[2].numpy()
+        np.testing.assert_allclose(auto_logits, direct_logits, rtol=0, atol=1e-4 * np.abs(direct_logits).max())
+
+
+def test_errors_name_the_layer(rng):
+    p = tfvgg.ParamStore()
+    with pytest.raises(ValueError, match="conv1: winograd4 computes 3x3 stride-1 SAME convolutions only; this "
+                                         "layer is 5x5 stride 1x1 SAME"):
+        tfvgg.conv_op(tf.zeros([1, 8, 8, 1]), "conv1", 5, 5, 4, 1, 1, p, algorithm="winograd4")
+    with pytest.raises(ValueError, match="conv2: winograd4 in bfloat16 loses about 10%"):
+        tfvgg.conv_op(tf.zeros([1, 8, 8, 1], tf.bfloat16), "conv2", 3, 3, 4, 1, 1, p, algorithm="winograd4")
+    with pytest.raises(ValueError, match="algorithm must be one of direct, winograd2, winograd4, auto"):
+        tfvgg.conv_op(tf.zeros([1, 8, 8, 1]), "conv3", 3, 3, 4, 1, 1, p, algorithm="fft")
+    y = tfvgg.conv_op(tf.zeros([1, 8, 8, 1], tf.bfloat16), "conv4", 3, 3, 4, 1, 1, p, algorithm="winograd2")
+    assert y.dtype == tf.bfloat16

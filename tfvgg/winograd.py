@@ -1,0 +1,162 @@
+"""Winograd minimal filtering for 3x3 stride-1 SAME convolutions (Lavin & Gray, 2015).
+
+F(m x m, 3 x 3) computes an m x m output tile from an (m+2) x (m+2) input tile
+with (m+2)^2 multiplications per channel pair instead of 9 m^2: 2.25x fewer for
+F(2x2, 3x3) and 4x fewer for F(4x4, 3x3). With V = B^T d B (input tiles),
+U = G g G^T (filters) and Y = A^T [sum over channels of U * V] A, the channel
+sum for each of the (m+2)^2 tile positions is one matrix product, so the whole
+layer is: input transform, one batched matmul, output transform.
+
+The transforms are written as sums of strided slices with the constant
+coefficients below, and each layer runs as a ``tf.function(jit_compile=True)``
+so XLA fuses them (unfused, their memory traffic costs more than the saved
+multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
+``conv_bias_relu`` gives its gradient to the direct kernels instead (faster here).
+"""
+import tensorflow as tf
+
+# Lavin & Gray (2015), section 4.1 (F(2x2, 3x3)) and 4.2 (F(4x4, 3x3)).
+TRANSFORMS = {
+    2: dict(
+        BT=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+        G=[[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
+        AT=[[1, 1, 1, 0], [0, 1, -1, -1]],
+    ),
+    4: dict(
+        BT=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+        G=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+           [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        AT=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+    ),
+}
+ALGORITHMS = {"winograd2": 2, "winograd4": 4}
+# choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU): F(4x4) beat
+# direct by 1.14x-1.56x in the forward pass from 128->256 channels at 56x56 down to 512->512 at 28x28, and
+# lost at 224x224 and 112x112 (64 or 128 channels out: 0.44x-0.73x) and at 14x14 (0.70x: 4x4 tiles waste 30%).
+AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 256, 28
+
+
+def _weighted_sum(terms):
+    """sum(c * x) over (c, x) with c != 0, without multiplying by 1."""
+    out = None
+    for c, x in terms:
+        if c == 0:
+            continue
+        term = x if c == 1 else (-x if c == -1 else x * c)
+        out = term if out is None else out + term
+    return out
+
+
+def transform_filters(kernel, m):
+    """``[3, 3, C, K]`` -> ``U = G g G^T`` as ``[(m+2)^2, C, K]``."""
+    g = tf.constant(TRANSFORMS[m]["G"], kernel.dtype)
+    u = tf.einsum("ai,ijck,bj->abck", g, kernel, g)
+    return tf.reshape(u, (-1, kernel.shape[2], kernel.shape[3]))
+
+
+def winograd_conv2d(x, kernel, m=4, transformed_kernel=None):
+    """3x3 stride-1 SAME convolution of NHWC ``x`` ``[N, H, W, C]`` with ``kernel`` ``[3, 3, C, K]``.
+
+    Any H and W: the input is padded to whole m x m tiles and the output cropped.
+    Returns ``[N, H, W, K]`` in ``x``'s dtype.
+    """
+    bt, at = TRANSFORMS[m]["BT"], TRANSFORMS[m]["AT"]
+    alpha = m + 2
+    n, h, w, c = x.shape
+    n = tf.shape(x)[0] if n is None else n
+    tiles_h, tiles_w = -(-h // m), -(-w // m)
+    padded = tf.pad(x, ((0, 0), (1, tiles_h * m + 1 - h), (1, tiles_w * m + 1 - w), (0, 0)))
+    # d[i][j]: element (i, j) of every input tile, [N, tiles_h, tiles_w, C], as a strided slice.
+    d = [[padded[:, i:i + m * (tiles_h - 1) + 1:m, j:j + m * (tiles_w - 1) + 1:m, :] for j in range(alpha)]
+         for i in range(alpha)]
+    rows = [[_weighted_sum((bt[b][j], d[i][j]) for j in range(alpha)) for b in range(alpha)] for i in range(alpha)]
+    v = tf.stack([_weighted_sum((bt[a][i], rows[i][b]) for i in range(alpha))
+                  for a in range(alpha) for b in range(alpha)])                 # [alpha^2, N, th, tw, C]
+    v = tf.reshape(v, (alpha * alpha, -1, c))
+    u = transform_filters(kernel, m) if transformed_kernel is None else transformed_kernel
+    mm = tf.matmul(v, tf.cast(u, v.dtype))                                     # [alpha^2, N*th*tw, K]
+    k = mm.shape[-1]
+    mm = [mm[i] for i in range(alpha * alpha)]
+    cols = [[_weighted_sum((at[q][b], mm[a * alpha + b]) for b in range(alpha)) for q in range(m)]
+            for a in range(alpha)]
+    y = tf.stack([_weighted_sum((at[p][a], cols[a][q]) for a in range(alpha)) for p in range(m) for q in range(m)])
+    y = tf.reshape(y, (m, m, n, tiles_h, tiles_w, k))
+    y = tf.transpose(y, (2, 3, 0, 4, 1, 5))                                    # [N, th, m, tw, m, K]
+    y = tf.reshape(y, (n, tiles_h * m, tiles_w * m, k))
+    return y[:, :h, :w, :]
+
+
+def _conv_bias_relu(x, kernel, bias, m, data_format):
+    if data_format == "NCHW":
+        x = tf.transpose(x, (0, 2, 3, 1))
+    y = tf.nn.relu(winograd_conv2d(x, kernel, m) + bias)
+    return tf.transpose(y, (0, 3, 1, 2)) if data_format == "NCHW" else y
+
+
+# One XLA-compiled function per tile size; TensorFlow traces it once per layer shape.
+_COMPILED = {m: tf.function(lambda x, kernel, bias, data_format, m=m: _conv_bias_relu(x, kernel, bias, m, data_format),
+                            jit_compile=True) for m in TRANSFORMS}
+
+
+def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC"):
+    """``relu(conv3x3(x) + bias)``: Winograd forward (XLA-compiled), direct gradients.
+
+    ``algorithm``: "winograd2" or "winograd4". The backward pass uses TensorFlow's
+    own input- and weight-gradient kernels (``tf.custom_gradient``): measured, the
+    automatic derivative of the Winograd ops was slower than them on every VGG-16 layer.
+    """
+    m = ALGORITHMS[algorithm]
+    spatial_axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
+
+    @tf.custom_gradient
+    def fused(x, kernel, bias):
+        y = _COMPILED[m](x, kernel, bias, data_format)
+
+        def gradient(dy):
+            dz = tf.where(y > 0, dy, tf.zeros_like(dy))   # through the ReLU
+            strides = [1, 1, 1, 1]
+            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dz,
+                                                strides=strides, padding="SAME", data_format=data_format)
+            dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dz,
+                                                 strides=strides, padding="SAME", data_format=data_format)
+            return dx, dk, tf.reduce_sum(dz, axis=spatial_axes)
+
+        return y, gradient
+
+    return fused(tf.convert_to_tensor(x), tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def max_relative_error(x, kernel, m):
+    """max |winograd - tf.nn.conv2d| / max |tf.nn.conv2d| for NHWC ``x`` (for tests and reports)."""
+    reference = tf.nn.conv2d(x, kernel, 1, "SAME")
+    ours = winograd_conv2d(x, kernel, m)
+    return float(tf.reduce_max(tf.abs(ours - reference)) / tf.reduce_max(tf.abs(reference)))
+
+
+def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32):
+    """The algorithm "auto" uses for one layer: a rule read off ``python -m benchmarks.conv_layers``.
+
+    Winograd pays where channels are many (the transforms' memory traffic is per
+    channel, the saved multiplications per channel pair) and the image is not
+    much smaller than a few tiles; elsewhere oneDNN's direct convolution wins.
+    """
+    if not supports(kh, kw, dh, dw, padding) or tf.as_dtype(dtype) != tf.float32:
+        return "direct"   # in bfloat16 oneDNN's direct kernels were 1.6x-2.4x faster than these, and more exact
+    if c_in >= AUTO_MIN_IN_CHANNELS and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= AUTO_MIN_SIZE:
+        return "winograd4"
+    return "direct"
+
+
+def check_precision(algorithm, dtype):
+    """F(4x4,3x3)'s transform coefficients (up to 8 and 1/24) cost bfloat16/float16 ~10% relative error: refuse."""
+    if algorithm == "winograd4" and tf.as_dtype(dtype) in (tf.bfloat16, tf.float16):
+        raise ValueError(f"winograd4 in {tf.as_dtype(dtype).name} loses about 10% relative accuracy (measured "
+                         "0.115); use winograd2 or direct")
+
+
+def supports(kh, kw, dh, dw, padding):
+    """Whether Winograd F(m x m, 3 x 3) as written here computes this convolution."""
+    return (kh, kw, dh, dw, padding) == (3, 3, 1, 1, "SAME")
+
+
