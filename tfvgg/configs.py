@@ -58,6 +58,16 @@ class Network:
     input_shape: tuple  # (H, W, C) the network was designed for
     description: str = ""
 
+    def feature_layers(self, num_classes=None):
+        """The layers before flatten: the part that works at any image size (``include_top=False``)."""
+        layers = self.with_classes(num_classes)
+        return layers[:next((i for i, l in enumerate(layers) if isinstance(l, Flatten)), len(layers))]
+
+    @property
+    def classifier_name(self):
+        """Name of the last fully connected layer (the logits)."""
+        return [l.name for l in self.layers if isinstance(l, FC)][-1]
+
     def with_classes(self, num_classes):
         """The layer list with the class count filled into the last FC."""
         num_classes = self.num_classes if num_classes is None else num_classes

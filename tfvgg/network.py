@@ -44,8 +44,8 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
     images = tf.convert_to_tensor(images)
     if images.shape.rank != 4:
-        raise ValueError(f"{net.name} expects images of rank 4 ({'[N, H, W, C]' if data_format == 'NHWC' else '[N, C, H, W]'}); "
-                         f"got shape {images.shape}")
+        layout = "[N, H, W, C]" if data_format == "NHWC" else "[N, C, H, W]"
+        raise ValueError(f"{net.name} expects images of rank 4 ({layout}); got shape {images.shape}")
     if not images.dtype.is_floating:
         raise TypeError(f"{net.name} expects float images; got {images.dtype.name} (cast and scale them first)")
     if dtype is not None:
@@ -56,12 +56,9 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
     p.remember_shape("images", image_hwc)
 
     if num_classes is None:  # a store built or loaded before knows its class count
-        classifier = p.get(f"{[l for l in net.layers if isinstance(l, configs.FC)][-1].name}/w")
+        classifier = p.get(f"{net.classifier_name}/w")
         num_classes = None if classifier is None else int(classifier.shape[1])
-    layers = net.with_classes(num_classes)
-    if not include_top:
-        flatten_at = next(i for i, l in enumerate(layers) if isinstance(l, configs.Flatten))
-        layers = layers[:flatten_at]
+    layers = net.with_classes(num_classes) if include_top else net.feature_layers(num_classes)
     x = images
     previous = None
     endpoints = {}

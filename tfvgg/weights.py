@@ -145,11 +145,10 @@ def expected_shapes(config, arrays, input_shape=None, num_classes=None):
     extractor (``include_top=False``).
     """
     net = configs.get_network(config)
-    layers = net.with_classes(1)
-    flatten_at = next((i for i, l in enumerate(layers) if isinstance(l, configs.Flatten)), len(layers))
-    top = [l.name for l in layers[flatten_at:] if isinstance(l, configs.FC)]
+    features = {l.name for l in net.feature_layers(1)}
+    top = [l.name for l in net.layers if isinstance(l, configs.FC) and l.name not in features]
     include_top = any(f"{name}/w" in arrays for name in top)
-    first = next(l.name for l in layers if isinstance(l, configs.Conv))
+    first = next(l.name for l in net.layers if isinstance(l, configs.Conv))
     h, w, c = net.input_shape if input_shape is None else input_shape
     if input_shape is None and f"{first}/w" in arrays and np.ndim(arrays[f"{first}/w"]) == 4:
         c = int(arrays[f"{first}/w"].shape[2])
