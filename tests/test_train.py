@@ -127,3 +127,14 @@ def test_cli_errors_exit_2(tmp_path):
     no_run = subprocess.run([sys.executable, "-m", "tfvgg.evaluate", f"--model_dir={tmp_path / 'nothing'}"],
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert no_run.returncode == 2 and "no config.json" in no_run.stderr
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training_keeps_float32_weights(tmp_path, precision):
+    final = train(quick(tmp_path, precision=precision, epochs=1, train_subset=100), print_fn=lambda *_: None)
+    assert np.isfinite(final["train_loss"]) and final["train_loss"] < 2.5
+    p = tfvgg.ParamStore()
+    tfvgg.Checkpointer(p, str(tmp_path / "checkpoints")).restore()
+    assert all(v.dtype == tf.float32 for v in p.params)
+    saved = [name for name, _ in tf.train.list_variables(str(tmp_path / "checkpoints"))]
+    assert any(name.startswith("loss_scale/") for name in saved) == (precision == "fp16")
