@@ -64,13 +64,13 @@ def free_ports(n):
     return ports
 
 
-def test_two_workers_on_localhost_end_identical(tmp_path):
+def run_two_workers(start):
+    """Start ``start(env)`` once per worker with its TF_CONFIG; [(exit code, stdout, stderr)], killed after 240 s."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**ENV, "TF_CONFIG": json.dumps(tf_config)}
-        processes.append(train(tmp_path, "--strategy=multi_worker", env=env, wait=False))
+        processes.append(start({**ENV, "TF_CONFIG": json.dumps(tf_config)}, index))
     outputs = []
     try:
         for process in processes:
@@ -80,6 +80,11 @@ def test_two_workers_on_localhost_end_identical(tmp_path):
         for process in processes:
             if process.poll() is None:
                 process.kill()
+    return outputs
+
+
+def test_two_workers_on_localhost_end_identical(tmp_path):
+    outputs = run_two_workers(lambda env, _: train(tmp_path, "--strategy=multi_worker", env=env, wait=False))
     for code, out, err in outputs:
         assert code == 0, err[-3000:]
         assert "2 replicas (multi_worker)" in out
@@ -121,3 +126,19 @@ def test_benchmark_mirrored_reports_scaling(tmp_path):
             data[pass_name]["images_per_sec"] / (2 * scaling["one_replica_images_per_sec"]))
         assert data[pass_name]["images_per_sec_per_replica"] == pytest.approx(data[pass_name]["images_per_sec"] / 2)
     assert "scaling over 2 replicas" in result.stdout
+
+
+def test_benchmark_on_two_workers(tmp_path):
+    def start(env, index):
+        command = [sys.executable, "-m", "benchmarks.vgg16", "--strategy=multi_worker", "--batch_size=4",
+                   "--image_size=32", "--num_batches=1", "--num_warmup_batches=1",
+                   f"--output_json={tmp_path / f'worker{index}.json'}"]
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    for code, out, err in run_two_workers(start):
+        assert code == 0, err[-3000:]
+        assert "scaling over 2 replicas" in out
+    for index in range(2):
+        data = json.loads((tmp_path / f"worker{index}.json").read_text())
+        assert data["replicas"] == 2 and data["scaling"]["forward_backward"]["one_replica_images_per_sec"] > 0
