@@ -84,6 +84,8 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
                                       dtype=w.dtype, conv_algorithm=w.conv_algorithm)
 
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
+        # Inference reads weights already in the compute precision (same rounding as a cast per call).
+        inference_store = p if w.dtype == tf.float32 else p.inference_copy(w.dtype)
 
     def gradients(x):
         with tf.GradientTape() as tape:
@@ -101,7 +103,11 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         tf.distribute.get_replica_context().merge_call(lambda _, g: optimizer.apply(g, p.params), args=(grads,))
         return loss
 
-    replica_fns = {"forward": lambda x: network(x, 1.0)[0],
+    def forward(x):
+        return tfvgg.inference_op(x, inference_store, 1.0, w.model, w.num_classes, data_format=w.data_format,
+                                  dtype=w.dtype, conv_algorithm=w.conv_algorithm)[0]
+
+    replica_fns = {"forward": forward,
                    "forward_backward": lambda x: gradient_checksum(gradients(x)[1]),
                    "train": train_step}
 

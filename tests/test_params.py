@@ -97,3 +97,17 @@ def test_unknown_name_lists_the_store():
     p = _build(0)
     with pytest.raises(KeyError, match="conv9_9/w.*conv1_1/w"):
         p["conv9_9/w"]
+
+
+def test_inference_copy_gives_the_same_low_precision_results():
+    p = tfvgg.ParamStore(seed=2)
+    images = tf.random.stateless_normal([2, 32, 32, 3], seed=(1, 1))
+    tfvgg.inference_op(images, p, config="A", num_classes=10)
+    q = p.inference_copy("bfloat16")
+    assert q.names == p.names and all(v.dtype == tf.bfloat16 for v in q.params)
+    assert q.trainable_variables == () and len(q.params) == len(p.params)
+    cast_each_call = tfvgg.inference_op(images, p, config="A", dtype="bfloat16")[2]
+    cached = tfvgg.inference_op(images, q, config="A", dtype="bfloat16")[2]
+    np.testing.assert_array_equal(cached.numpy(), cast_each_call.numpy())
+    p["fc8/b"].assign(p["fc8/b"] + 1.0)
+    assert not np.array_equal(p["fc8/b"].numpy(), q["fc8/b"].numpy().astype(np.float32))  # a snapshot
