@@ -7,7 +7,8 @@
 """
 import os
 
-# Hide TensorFlow's C++ INFO lines (oneDNN notices) unless the user asked for a level.
+# Hide TensorFlow's C++ INFO lines unless the user chose a level (the oneDNN notice that TensorFlow 2.21
+# prints before its logging starts shows anyway).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from tfvgg.configs import (ALIASES, NETWORKS, VGG_TABLE, Conv, Dropout, FC, Flatten, LRN, Network, Pool,
