@@ -84,8 +84,11 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
                                       dtype=w.dtype, conv_algorithm=w.conv_algorithm)
 
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
-        # Inference reads weights already in the compute precision (same rounding as a cast per call).
-        inference_store = p if w.dtype == tf.float32 else p.inference_copy(w.dtype)
+        # Inference reads weights already in the compute precision (same rounding as a cast per call), and
+        # Winograd filters transformed once.
+        algorithms = {"auto": ["winograd4"], "direct": []}.get(w.conv_algorithm, [w.conv_algorithm])
+        inference_store = (p if w.dtype == tf.float32 and not algorithms
+                           else p.inference_copy(w.dtype, winograd=algorithms))
 
     def gradients(x):
         with tf.GradientTape() as tape:

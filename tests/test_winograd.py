@@ -80,6 +80,9 @@ def test_auto_picks_winograd4_for_the_deep_vgg16_layers_only():
     assert {n for n, a in chosen.items() if a == "winograd4"} == {
         "conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3"}
     assert set(chosen.values()) <= {"direct", "winograd4"}
+    assert winograd.choose(3, 3, 1, 1, "SAME", 14, 14, 512, 512) == "direct"
+    assert winograd.choose(3, 3, 1, 1, "SAME", 14, 14, 512, 512, pretransformed=True) == "winograd4"
+    assert winograd.choose(3, 3, 1, 1, "SAME", 112, 112, 128, 128, pretransformed=True) == "direct"
     assert winograd.choose(5, 5, 1, 1, "SAME", 28, 28, 512, 512) == "direct"
     assert winograd.choose(3, 3, 2, 2, "SAME", 28, 28, 512, 512) == "direct"
     assert winograd.choose(3, 3, 1, 1, "SAME", 28, 28, 512, 512, tf.bfloat16) == "direct"
@@ -105,3 +108,14 @@ def test_errors_name_the_layer(rng):
         tfvgg.conv_op(tf.zeros([1, 8, 8, 1]), "conv3", 3, 3, 4, 1, 1, p, algorithm="fft")
     y = tfvgg.conv_op(tf.zeros([1, 8, 8, 1], tf.bfloat16), "conv4", 3, 3, 4, 1, 1, p, algorithm="winograd2")
     assert y.dtype == tf.bfloat16
+
+
+def test_filters_transformed_once_give_the_same_logits(rng):
+    images = random_images(rng, (2, 32, 32, 3))
+    p = tfvgg.ParamStore(seed=5)
+    per_call = tfvgg.inference_op(images, p, config="D", num_classes=10, conv_algorithm="winograd4")[2].numpy()
+    q = p.inference_copy(winograd=["winograd4"])
+    assert q.transformed_filters("conv3_1", "winograd4").shape == (36, 128, 256)
+    assert q.transformed_filters("conv3_1", "winograd2") is None and q.names == p.names
+    cached = tfvgg.inference_op(images, q, config="D", conv_algorithm="winograd4")[2].numpy()
+    np.testing.assert_allclose(cached, per_call, rtol=0, atol=1e-5 * np.abs(per_call).max())

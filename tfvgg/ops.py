@@ -54,7 +54,9 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
     if algorithm == "auto":
-        algorithm = winograd.choose(kh, kw, dh, dw, padding, *_spatial(x, data_format), n_in, n_out, x.dtype)
+        pretransformed = p.transformed_filters(name, "winograd4") is not None
+        algorithm = winograd.choose(kh, kw, dh, dw, padding, *_spatial(x, data_format), n_in, n_out, x.dtype,
+                                    pretransformed)
     if algorithm != "direct":
         if not winograd.supports(kh, kw, dh, dw, padding):
             raise ValueError(f"{name}: {algorithm} computes 3x3 stride-1 SAME convolutions only; this layer is "
@@ -63,7 +65,9 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
             winograd.check_precision(algorithm, x.dtype)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
-        return winograd.conv_bias_relu(x, _cast(kernel, x.dtype), _cast(bias, x.dtype), algorithm, data_format)
+        transformed = p.transformed_filters(name, algorithm)   # kept by ParamStore.inference_copy, or None
+        return winograd.conv_bias_relu(x, _cast(kernel, x.dtype), _cast(bias, x.dtype), algorithm, data_format,
+                                       None if transformed is None else _cast(transformed, x.dtype))
     y = tf.nn.conv2d(x, _cast(kernel, x.dtype), _strides(dh, dw, data_format), padding,
                      data_format=data_format, name=name)
     y = tf.nn.bias_add(y, _cast(bias, x.dtype), data_format=data_format)

@@ -28,6 +28,7 @@ class ParamStore(tf.Module):
         self.trainable = bool(trainable)
         self._by_name = {}
         object.__setattr__(self, "_frozen_layers", set())
+        object.__setattr__(self, "_transformed", {})   # (layer, algorithm) -> variable; see inference_copy
         # Shapes a builder remembers from the first build (e.g. the image size
         # the fc6 variables were created for), for error messages. Set past
         # tf.Module's attribute tracking: they are not part of a checkpoint.
@@ -131,22 +132,34 @@ class ParamStore(tf.Module):
             raise ValueError(f"no layer {', '.join(map(repr, unknown))} in the store; it has {self.layer_names}")
         return layers
 
-    def inference_copy(self, dtype):
+    def inference_copy(self, dtype=tf.float32, winograd=()):
         """A new store with every variable cast once to ``dtype``, not trainable: for inference only.
 
         The ops read a ``bfloat16``/``float16`` copy directly instead of casting the
         float32 variables on every call (the same rounding, so the same results;
-        measured: 5-7% of a VGG-16 bf16 forward pass at batch 8). The copy does not
-        follow later changes: make a new one after training or loading weights.
+        measured: 5-7% of a VGG-16 bf16 forward pass at batch 8). ``winograd``:
+        algorithms ("winograd2", "winograd4") whose transformed filters are kept for
+        every 3x3 kernel, so ``conv_op`` does not transform them on every call. The
+        copy does not follow later changes: make a new one after training or loading.
         """
+        from tfvgg.winograd import ALGORITHMS, transform_filters   # only this method needs it
+
         dtype = tf.as_dtype(dtype)
         copy = ParamStore(seed=self.seed, trainable=False, name=f"{self.name}_{dtype.name}")
         with tf.init_scope():
             for name, variable in self._by_name.items():
                 copy._by_name[name] = tf.Variable(tf.cast(variable, dtype), trainable=False,
                                                   name=name.replace("/", "_") + f"_{dtype.name}")
+                if name.endswith("/w") and tuple(variable.shape[:2]) == (3, 3):
+                    for algorithm in winograd:
+                        u = tf.cast(transform_filters(variable, ALGORITHMS[algorithm]), dtype)
+                        copy._transformed[(_layer_of(name), algorithm)] = tf.Variable(u, trainable=False)
         copy.built_shapes.update(self.built_shapes)
         return copy
+
+    def transformed_filters(self, layer, algorithm):
+        """Winograd filters of ``layer`` kept by ``inference_copy``, or None."""
+        return self._transformed.get((layer, algorithm))
 
     def count_params(self):
         """Total number of scalars in all variables."""

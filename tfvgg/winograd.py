@@ -35,6 +35,9 @@ ALGORITHMS = {"winograd2": 2, "winograd4": 4}
 # direct by 1.14x-1.56x in the forward pass from 128->256 channels at 56x56 down to 512->512 at 28x28, and
 # lost at 224x224 and 112x112 (64 or 128 channels out: 0.44x-0.73x) and at 14x14 (0.70x: 4x4 tiles waste 30%).
 AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 256, 28
+# With filters transformed once (ParamStore.inference_copy) the per-call filter transform is gone and F(4x4)
+# wins at 14x14 too (512 -> 512: 1.36x; 28x28: 1.91x; 56x56 256 -> 256: 1.40x), still not at 112x112 (0.71x).
+AUTO_MIN_SIZE_PRETRANSFORMED = 14
 
 
 def _weighted_sum(terms):
@@ -87,26 +90,34 @@ def winograd_conv2d(x, kernel, m=4, transformed_kernel=None):
     return y[:, :h, :w, :]
 
 
-def _conv_bias_relu(x, kernel, bias, m, data_format):
+def _conv_bias_relu(x, kernel, bias, m, data_format, transformed_kernel=None):
     if data_format == "NCHW":
         x = tf.transpose(x, (0, 2, 3, 1))
-    y = tf.nn.relu(winograd_conv2d(x, kernel, m) + bias)
+    y = tf.nn.relu(winograd_conv2d(x, kernel, m, transformed_kernel) + bias)
     return tf.transpose(y, (0, 3, 1, 2)) if data_format == "NCHW" else y
 
 
-# One XLA-compiled function per tile size; TensorFlow traces it once per layer shape.
+# XLA-compiled functions per tile size (TensorFlow traces each once per layer shape): from the kernel, and from
+# filters transformed in advance (frozen weights, see ``ParamStore.inference_copy``).
 _COMPILED = {m: tf.function(lambda x, kernel, bias, data_format, m=m: _conv_bias_relu(x, kernel, bias, m, data_format),
                             jit_compile=True) for m in TRANSFORMS}
+_COMPILED_PRETRANSFORMED = {
+    m: tf.function(lambda x, u, bias, data_format, m=m: _conv_bias_relu(x, None, bias, m, data_format, u),
+                   jit_compile=True) for m in TRANSFORMS}
 
 
-def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC"):
+def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None):
     """``relu(conv3x3(x) + bias)``: Winograd forward (XLA-compiled), direct gradients.
 
     ``algorithm``: "winograd2" or "winograd4". The backward pass uses TensorFlow's
     own input- and weight-gradient kernels (``tf.custom_gradient``): measured, the
     automatic derivative of the Winograd ops was slower than them on every VGG-16 layer.
+    ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in advance, for
+    inference with frozen weights (no gradient then).
     """
     m = ALGORITHMS[algorithm]
+    if transformed_kernel is not None:
+        return _COMPILED_PRETRANSFORMED[m](x, tf.convert_to_tensor(transformed_kernel), bias, data_format)
     spatial_axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
 
     @tf.custom_gradient
@@ -134,7 +145,7 @@ def max_relative_error(x, kernel, m):
     return float(tf.reduce_max(tf.abs(ours - reference)) / tf.reduce_max(tf.abs(reference)))
 
 
-def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32):
+def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32, pretransformed=False):
     """The algorithm "auto" uses for one layer: a rule read off ``python -m benchmarks.conv_layers``.
 
     Winograd pays where channels are many (the transforms' memory traffic is per
@@ -143,7 +154,8 @@ def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32
     """
     if not supports(kh, kw, dh, dw, padding) or tf.as_dtype(dtype) != tf.float32:
         return "direct"   # in bfloat16 oneDNN's direct kernels were 1.6x-2.4x faster than these, and more exact
-    if c_in >= AUTO_MIN_IN_CHANNELS and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= AUTO_MIN_SIZE:
+    min_size = AUTO_MIN_SIZE_PRETRANSFORMED if pretransformed else AUTO_MIN_SIZE
+    if c_in >= AUTO_MIN_IN_CHANNELS and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= min_size:
         return "winograd4"
     return "direct"
 
