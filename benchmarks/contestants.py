@@ -78,9 +78,9 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         p = tfvgg.ParamStore(seed=0)
         optimizer = SGD(LEARNING_RATE, momentum=0.0, weight_decay=0.0)
 
-        def network(x, keep_prob):
+        def network(x, keep_prob, store=p):
             """(predictions, softmax, logits) of the replica's images."""
-            return tfvgg.inference_op(x, p, keep_prob, w.model, w.num_classes, data_format=w.data_format,
+            return tfvgg.inference_op(x, store, keep_prob, w.model, w.num_classes, data_format=w.data_format,
                                       dtype=w.dtype, conv_algorithm=w.conv_algorithm)
 
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
@@ -106,11 +106,7 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         tf.distribute.get_replica_context().merge_call(lambda _, g: optimizer.apply(g, p.params), args=(grads,))
         return loss
 
-    def forward(x):
-        return tfvgg.inference_op(x, inference_store, 1.0, w.model, w.num_classes, data_format=w.data_format,
-                                  dtype=w.dtype, conv_algorithm=w.conv_algorithm)[0]
-
-    replica_fns = {"forward": forward,
+    replica_fns = {"forward": lambda x: network(x, 1.0, inference_store)[0],
                    "forward_backward": lambda x: gradient_checksum(gradients(x)[1]),
                    "train": train_step}
 
