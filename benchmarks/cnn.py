@@ -288,9 +288,3 @@ def main(argv):
         write_json_atomically(FLAGS.output_json, results)
         print(f"Wrote {FLAGS.output_json}")
     return 1 if "error" in results else 0
-
-
-def run(default_model):
-    """Entry point for ``python -m benchmarks.<model>``."""
-    define_flags(default_model)
-    app.run(main, flags_parser=parse_flags_or_exit)
