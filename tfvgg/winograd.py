@@ -31,12 +31,15 @@ TRANSFORMS = {
     ),
 }
 ALGORITHMS = {"winograd2": 2, "winograd4": 4}
-# choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU): F(4x4) beat
-# direct by 1.14x-1.56x in the forward pass from 128->256 channels at 56x56 down to 512->512 at 28x28, and
-# lost at 224x224 and 112x112 (64 or 128 channels out: 0.44x-0.73x) and at 14x14 (0.70x: 4x4 tiles waste 30%).
-AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 256, 28
-# With filters transformed once (ParamStore.inference_copy) the per-call filter transform is gone and F(4x4)
-# wins at 14x14 too (512 -> 512: 1.36x; 28x28: 1.91x; 56x56 256 -> 256: 1.40x), still not at 112x112 (0.71x).
+# choose()'s thresholds, from the per-layer tables in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU). Filters
+# transformed on every call (training, or inference without an inference copy): F(4x4) beat direct in both the
+# forward and the forward-backward pass from 256 -> 256 channels at 56x56 down to 512 -> 512 at 28x28 (1.36x-1.47x
+# forward, 1.01x-1.27x with gradients), was even or worse with gradients at 56x56 128 -> 256 (0.94x-1.02x), and
+# lost at 224x224, 112x112 (64-128 channels out: 0.47x-0.76x) and 14x14 (0.79x: 4x4 tiles waste 30% there).
+AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 256, 256, 28
+# Filters transformed once (ParamStore.inference_copy; forward only): F(4x4) also wins at 14x14 (512 -> 512:
+# 1.36x) and 56x56 128 -> 256 (1.18x); 28x28 512 -> 512 1.91x, 56x56 256 -> 256 1.40x; still not at 112x112 (0.71x).
+AUTO_MIN_IN_CHANNELS_PRETRANSFORMED = 128
 AUTO_MIN_SIZE_PRETRANSFORMED = 14
 
 
@@ -106,12 +109,27 @@ _COMPILED_PRETRANSFORMED = {
                    jit_compile=True) for m in TRANSFORMS}
 
 
-def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None):
-    """``relu(conv3x3(x) + bias)``: Winograd forward (XLA-compiled), direct gradients.
+def _input_gradient(dz, kernel, m, data_format):
+    """dL/dx of a 3x3 SAME convolution: the 3x3 convolution of dz with the kernel flipped and transposed."""
+    if data_format == "NCHW":
+        dz = tf.transpose(dz, (0, 2, 3, 1))
+    dx = winograd_conv2d(dz, tf.transpose(tf.reverse(kernel, axis=[0, 1]), (0, 1, 3, 2)), m)
+    return tf.transpose(dx, (0, 3, 1, 2)) if data_format == "NCHW" else dx
 
-    ``algorithm``: "winograd2" or "winograd4". The backward pass uses TensorFlow's
-    own input- and weight-gradient kernels (``tf.custom_gradient``): measured, the
-    automatic derivative of the Winograd ops was slower than them on every VGG-16 layer.
+
+_COMPILED_INPUT_GRADIENT = {
+    m: tf.function(lambda dz, kernel, data_format, m=m: _input_gradient(dz, kernel, m, data_format), jit_compile=True)
+    for m in TRANSFORMS}
+
+
+def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None):
+    """``relu(conv3x3(x) + bias)``: Winograd forward and input gradient (XLA-compiled), direct weight gradient.
+
+    ``algorithm``: "winograd2" or "winograd4". The gradient (``tf.custom_gradient``)
+    computes dL/dx by the same Winograd algorithm (it is a 3x3 convolution too:
+    1.18x-1.42x faster than TensorFlow's kernel on the layers ``auto`` picks) and
+    dL/dkernel with TensorFlow's own kernel: measured, the automatic derivative of
+    the Winograd ops was slower than the direct kernels on every VGG-16 layer.
     ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in advance, for
     inference with frozen weights (no gradient then).
     """
@@ -127,8 +145,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
         def gradient(dy):
             dz = tf.where(y > 0, dy, tf.zeros_like(dy))   # through the ReLU
             strides = [1, 1, 1, 1]
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dz,
-                                                strides=strides, padding="SAME", data_format=data_format)
+            dx = _COMPILED_INPUT_GRADIENT[m](dz, kernel, data_format)
             dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dz,
                                                  strides=strides, padding="SAME", data_format=data_format)
             return dx, dk, tf.reduce_sum(dz, axis=spatial_axes)
@@ -154,8 +171,9 @@ def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32
     """
     if not supports(kh, kw, dh, dw, padding) or tf.as_dtype(dtype) != tf.float32:
         return "direct"   # in bfloat16 oneDNN's direct kernels were 1.6x-2.4x faster than these, and more exact
-    min_size = AUTO_MIN_SIZE_PRETRANSFORMED if pretransformed else AUTO_MIN_SIZE
-    if c_in >= AUTO_MIN_IN_CHANNELS and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= min_size:
+    min_in, min_size = ((AUTO_MIN_IN_CHANNELS_PRETRANSFORMED, AUTO_MIN_SIZE_PRETRANSFORMED) if pretransformed
+                        else (AUTO_MIN_IN_CHANNELS, AUTO_MIN_SIZE))
+    if c_in >= min_in and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= min_size:
         return "winograd4"
     return "direct"
 
