@@ -121,3 +121,9 @@ def test_filters_transformed_once_give_the_same_logits(rng):
     assert q.transformed_filters("conv3_1", "winograd2") is None and q.names == p.names
     cached = tfvgg.inference_op(images, q, config="D", conv_algorithm="winograd4")[2].numpy()
     np.testing.assert_allclose(cached, per_call, rtol=0, atol=1e-5 * np.abs(per_call).max())
+
+
+def test_auto_leaves_gpus_to_cudnn(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else [])
+    assert winograd.choose(3, 3, 1, 1, "SAME", 28, 28, 512, 512) == "direct"

@@ -171,6 +171,8 @@ def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32
     """
     if not supports(kh, kw, dh, dw, padding) or tf.as_dtype(dtype) != tf.float32:
         return "direct"   # in bfloat16 oneDNN's direct kernels were 1.6x-2.4x faster than these, and more exact
+    if tf.config.list_physical_devices("GPU"):
+        return "direct"   # cuDNN picks its own algorithm per layer (Winograd among them); the rule below is the CPU's
     min_in, min_size = ((AUTO_MIN_IN_CHANNELS_PRETRANSFORMED, AUTO_MIN_SIZE_PRETRANSFORMED) if pretransformed
                         else (AUTO_MIN_IN_CHANNELS, AUTO_MIN_SIZE))
     if c_in >= min_in and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= min_size:
