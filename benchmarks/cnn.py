@@ -10,11 +10,11 @@ import json
 import os
 import platform
 
-from absl import app, flags, logging
+from absl import flags, logging
 import tensorflow as tf
 
 import tfvgg
-from tfvgg.cli import fail, parse_flags_or_exit
+from tfvgg.cli import fail
 from tfvgg.distribute import STRATEGIES, make_strategy
 from tfvgg.ops import CONV_ALGORITHMS
 from benchmarks import contestants, timing

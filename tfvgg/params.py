@@ -11,6 +11,8 @@ import zlib
 
 import tensorflow as tf
 
+from tfvgg.winograd import ALGORITHMS, transform_filters
+
 
 class ParamStore(tf.Module):
     """Float32 variables keyed by ``"<layer>/<w|b>"``, in creation order (``inference_copy`` makes a 16-bit one).
@@ -142,8 +144,6 @@ class ParamStore(tf.Module):
         every 3x3 kernel, so ``conv_op`` does not transform them on every call. The
         copy does not follow later changes: make a new one after training or loading.
         """
-        from tfvgg.winograd import ALGORITHMS, transform_filters   # only this method needs it
-
         dtype = tf.as_dtype(dtype)
         copy = ParamStore(seed=self.seed, trainable=False, name=f"{self.name}_{dtype.name}")
         with tf.init_scope():
