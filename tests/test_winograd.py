@@ -38,14 +38,35 @@ def test_nchw(rng, algorithm):
 
 
 @pytest.mark.parametrize("algorithm", ["winograd2", "winograd4"])
-def test_gradients_equal_the_direct_gradients(rng, algorithm):
-    x = tf.Variable(random_images(rng, (2, 9, 7, 5)))
-    kernel, bias = tf.Variable(random_images(rng, (3, 3, 5, 6))), tf.Variable(random_images(rng, (6,)))
+@pytest.mark.parametrize("shape,data_format", [(s, "NHWC") for s in SHAPES] + [((2, 9, 7, 5, 6), "NCHW")])
+def test_gradients_equal_the_direct_gradients(rng, algorithm, shape, data_format):
+    """Input, weight and bias gradients of the custom (Winograd) gradient against TensorFlow's kernels."""
+    n, h, w, c, k = shape
+    images = random_images(rng, (n, h, w, c))
+    x = tf.Variable(tf.transpose(images, (0, 3, 1, 2)) if data_format == "NCHW" else images)
+    kernel, bias = tf.Variable(random_images(rng, (3, 3, c, k))), tf.Variable(random_images(rng, (k,)))
     with tf.GradientTape(persistent=True) as tape:
-        ours = tf.reduce_sum(tf.square(winograd.conv_bias_relu(x, kernel, bias, algorithm)))
-        reference = tf.reduce_sum(tf.square(direct(x, kernel, bias)))
+        ours = tf.reduce_sum(tf.square(winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format)))
+        reference = tf.reduce_sum(tf.square(direct(x, kernel, bias, data_format)))
     for a, b in zip(tape.gradient(ours, [x, kernel, bias]), tape.gradient(reference, [x, kernel, bias])):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * np.abs(b).max())
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=2e-5 * np.abs(b).max())
+
+
+def test_gradients_with_an_unknown_batch_size(rng):
+    x = tf.constant(random_images(rng, (3, 10, 9, 4)))
+    kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 5))), tf.Variable(random_images(rng, (5,)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 10, 9, 4])])
+    def gradients(images):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(winograd.conv_bias_relu(images, kernel, bias, "winograd4")))
+        return tape.gradient(loss, [kernel, bias])
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(direct(x, kernel, bias)))
+    for a, b in zip(gradients(x), tape.gradient(loss, [kernel, bias])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=2e-5 * np.abs(b).max())
 
 
 @pytest.mark.parametrize("m", [2, 4])

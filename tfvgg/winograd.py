@@ -11,7 +11,7 @@ The transforms are written as sums of strided slices with the constant
 coefficients below, and each layer runs as a ``tf.function(jit_compile=True)``
 so XLA fuses them (unfused, their memory traffic costs more than the saved
 multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
-``conv_bias_relu`` gives its gradient to the direct kernels instead (faster here).
+``conv_bias_relu`` has its own Winograd gradient (faster here).
 """
 import tensorflow as tf
 
@@ -61,17 +61,18 @@ def transform_filters(kernel, m):
     return tf.reshape(u, (-1, kernel.shape[2], kernel.shape[3]))
 
 
-def winograd_conv2d(x, kernel, m=4, transformed_kernel=None):
-    """3x3 stride-1 SAME convolution of NHWC ``x`` ``[N, H, W, C]`` with ``kernel`` ``[3, 3, C, K]``.
+def _tiles(size, m):
+    return -(-size // m)
 
-    Any H and W: the input is padded to whole m x m tiles and the output cropped.
-    Returns ``[N, H, W, K]`` in ``x``'s dtype.
+
+def input_transform(x, m):
+    """NHWC ``x`` ``[N, H, W, C]`` -> ``V = B^T d B`` of every (m+2)^2 input tile, ``[(m+2)^2, N*th*tw, C]``.
+
+    Tiles overlap by 2; the input is zero-padded by 1 (SAME) and up to whole m x m output tiles.
     """
-    bt, at = TRANSFORMS[m]["BT"], TRANSFORMS[m]["AT"]
-    alpha = m + 2
-    n, h, w, c = x.shape
-    n = tf.shape(x)[0] if n is None else n
-    tiles_h, tiles_w = -(-h // m), -(-w // m)
+    bt, alpha = TRANSFORMS[m]["BT"], m + 2
+    _, h, w, c = x.shape
+    tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
     padded = tf.pad(x, ((0, 0), (1, tiles_h * m + 1 - h), (1, tiles_w * m + 1 - w), (0, 0)))
     # d[i][j]: element (i, j) of every input tile, [N, tiles_h, tiles_w, C], as a strided slice.
     d = [[padded[:, i:i + m * (tiles_h - 1) + 1:m, j:j + m * (tiles_w - 1) + 1:m, :] for j in range(alpha)]
@@ -79,10 +80,13 @@ def winograd_conv2d(x, kernel, m=4, transformed_kernel=None):
     rows = [[_weighted_sum((bt[b][j], d[i][j]) for j in range(alpha)) for b in range(alpha)] for i in range(alpha)]
     v = tf.stack([_weighted_sum((bt[a][i], rows[i][b]) for i in range(alpha))
                   for a in range(alpha) for b in range(alpha)])                 # [alpha^2, N, th, tw, C]
-    v = tf.reshape(v, (alpha * alpha, -1, c))
-    u = transform_filters(kernel, m) if transformed_kernel is None else transformed_kernel
-    mm = tf.matmul(v, tf.cast(u, v.dtype))                                     # [alpha^2, N*th*tw, K]
-    k = mm.shape[-1]
+    return tf.reshape(v, (alpha * alpha, -1, c))
+
+
+def output_transform(mm, n, h, w, m):
+    """``M`` ``[(m+2)^2, N*th*tw, K]`` -> ``Y = A^T M A`` assembled into NHWC ``[N, H, W, K]``."""
+    at, alpha = TRANSFORMS[m]["AT"], m + 2
+    tiles_h, tiles_w, k = _tiles(h, m), _tiles(w, m), mm.shape[-1]
     mm = [mm[i] for i in range(alpha * alpha)]
     cols = [[_weighted_sum((at[q][b], mm[a * alpha + b]) for b in range(alpha)) for q in range(m)]
             for a in range(alpha)]
@@ -93,62 +97,110 @@ def winograd_conv2d(x, kernel, m=4, transformed_kernel=None):
     return y[:, :h, :w, :]
 
 
-def _conv_bias_relu(x, kernel, bias, m, data_format, transformed_kernel=None):
-    if data_format == "NCHW":
-        x = tf.transpose(x, (0, 2, 3, 1))
-    y = tf.nn.relu(winograd_conv2d(x, kernel, m, transformed_kernel) + bias)
-    return tf.transpose(y, (0, 3, 1, 2)) if data_format == "NCHW" else y
+def output_gradient_transform(dy, m):
+    """The adjoint of ``output_transform``: NHWC ``dL/dY`` -> ``dL/dM = A dY A^T``, ``[(m+2)^2, N*th*tw, K]``."""
+    at, alpha = TRANSFORMS[m]["AT"], m + 2
+    _, h, w, k = dy.shape
+    padded = tf.pad(dy, ((0, 0), (0, _tiles(h, m) * m - h), (0, _tiles(w, m) * m - w), (0, 0)))
+    e = [[padded[:, p::m, q::m, :] for q in range(m)] for p in range(m)]     # element (p, q) of every output tile
+    rows = [[_weighted_sum((at[q][b], e[p][q]) for q in range(m)) for b in range(alpha)] for p in range(m)]
+    dm = tf.stack([_weighted_sum((at[p][a], rows[p][b]) for p in range(m))
+                   for a in range(alpha) for b in range(alpha)])
+    return tf.reshape(dm, (alpha * alpha, -1, k))
 
 
-# XLA-compiled functions per tile size (TensorFlow traces each once per layer shape): from the kernel, and from
-# filters transformed in advance (frozen weights, see ``ParamStore.inference_copy``).
-_COMPILED = {m: tf.function(lambda x, kernel, bias, data_format, m=m: _conv_bias_relu(x, kernel, bias, m, data_format),
-                            jit_compile=True) for m in TRANSFORMS}
-_COMPILED_PRETRANSFORMED = {
-    m: tf.function(lambda x, u, bias, data_format, m=m: _conv_bias_relu(x, None, bias, m, data_format, u),
-                   jit_compile=True) for m in TRANSFORMS}
+def filter_gradient_transform(du, m):
+    """The adjoint of ``transform_filters``: ``dL/dU`` ``[(m+2)^2, C, K]`` -> ``dL/dg = G^T dU G``, ``[3, 3, C, K]``."""
+    g, alpha = tf.constant(TRANSFORMS[m]["G"], du.dtype), m + 2
+    du = tf.reshape(du, (alpha, alpha, du.shape[1], du.shape[2]))
+    return tf.einsum("ai,abck,bj->ijck", g, du, g)
 
 
-def _input_gradient(dz, kernel, m, data_format):
-    """dL/dx of a 3x3 SAME convolution: the 3x3 convolution of dz with the kernel flipped and transposed."""
-    if data_format == "NCHW":
-        dz = tf.transpose(dz, (0, 2, 3, 1))
+def winograd_conv2d(x, kernel, m=4, transformed_kernel=None):
+    """3x3 stride-1 SAME convolution of NHWC ``x`` ``[N, H, W, C]`` with ``kernel`` ``[3, 3, C, K]``.
+
+    Any H and W: the input is padded to whole m x m tiles and the output cropped.
+    Returns ``[N, H, W, K]`` in ``x``'s dtype.
+    """
+    n, h, w, _ = x.shape
+    n = tf.shape(x)[0] if n is None else n
+    u = transform_filters(kernel, m) if transformed_kernel is None else transformed_kernel
+    mm = tf.matmul(input_transform(x, m), tf.cast(u, x.dtype))                # [alpha^2, N*th*tw, K]
+    return output_transform(mm, n, h, w, m)
+
+
+def _to_nhwc(x, data_format):
+    return tf.transpose(x, (0, 2, 3, 1)) if data_format == "NCHW" else x
+
+
+def _from_nhwc(x, data_format):
+    return tf.transpose(x, (0, 3, 1, 2)) if data_format == "NCHW" else x
+
+
+def _forward(x, kernel, bias, m, data_format, transformed_kernel=None):
+    """``relu(conv3x3(x) + bias)`` and the input tiles ``V`` (``input_transform``), kept for the weight gradient."""
+    x = _to_nhwc(x, data_format)
+    n, h, w, _ = x.shape
+    n = tf.shape(x)[0] if n is None else n
+    tiles = input_transform(x, m)
+    u = transform_filters(kernel, m) if transformed_kernel is None else transformed_kernel
+    y = tf.nn.relu(output_transform(tf.matmul(tiles, tf.cast(u, x.dtype)), n, h, w, m) + bias)
+    return _from_nhwc(y, data_format), tiles
+
+
+def _backward(y, dy, kernel, m, data_format):
+    """From dL/dy: dL/dx, dL/dM (``output_gradient_transform``, for the weight gradient) and dL/dbias.
+
+    dL/dx of a 3x3 SAME convolution is the 3x3 convolution of dL/dz with the kernel
+    flipped and transposed, so it runs through the same Winograd algorithm.
+    """
+    dz = _to_nhwc(tf.where(y > 0, dy, tf.zeros_like(dy)), data_format)   # through the ReLU
     dx = winograd_conv2d(dz, tf.transpose(tf.reverse(kernel, axis=[0, 1]), (0, 1, 3, 2)), m)
-    return tf.transpose(dx, (0, 3, 1, 2)) if data_format == "NCHW" else dx
+    return _from_nhwc(dx, data_format), output_gradient_transform(dz, m), tf.reduce_sum(dz, axis=(0, 1, 2))
 
 
-_COMPILED_INPUT_GRADIENT = {
-    m: tf.function(lambda dz, kernel, data_format, m=m: _input_gradient(dz, kernel, m, data_format), jit_compile=True)
-    for m in TRANSFORMS}
+# XLA-compiled functions per tile size; TensorFlow traces each once per layer shape.
+_COMPILED_FORWARD = {
+    m: tf.function(lambda x, kernel, bias, data_format, m=m: _forward(x, kernel, bias, m, data_format),
+                   jit_compile=True) for m in TRANSFORMS}
+# From filters transformed in advance (frozen weights, see ``ParamStore.inference_copy``): no tiles kept.
+_COMPILED_PRETRANSFORMED = {
+    m: tf.function(lambda x, u, bias, data_format, m=m: _forward(x, None, bias, m, data_format, u)[0],
+                   jit_compile=True) for m in TRANSFORMS}
+_COMPILED_BACKWARD = {
+    m: tf.function(lambda y, dy, kernel, data_format, m=m: _backward(y, dy, kernel, m, data_format),
+                   jit_compile=True) for m in TRANSFORMS}
+_COMPILED_FILTER_GRADIENT = {
+    m: tf.function(lambda du, m=m: filter_gradient_transform(du, m), jit_compile=True) for m in TRANSFORMS}
 
 
 def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None):
-    """``relu(conv3x3(x) + bias)``: Winograd forward and input gradient (XLA-compiled), direct weight gradient.
+    """``relu(conv3x3(x) + bias)`` by Winograd, forward and backward.
 
-    ``algorithm``: "winograd2" or "winograd4". The gradient (``tf.custom_gradient``)
-    computes dL/dx by the same Winograd algorithm (it is a 3x3 convolution too:
-    1.18x-1.42x faster than TensorFlow's kernel on the layers ``auto`` picks) and
-    dL/dkernel with TensorFlow's own kernel: measured, the automatic derivative of
-    the Winograd ops was slower than the direct kernels on every VGG-16 layer.
+    ``algorithm``: "winograd2" or "winograd4". The gradient is a ``tf.custom_gradient``:
+    dL/dx by the same Winograd algorithm, and dL/dkernel by Winograd too: with
+    dM = A dz A^T per output tile, dL/dU = sum over tiles of V^T dM (one batched
+    matmul over the tiles the forward pass kept) and dL/dkernel = G^T dL/dU G.
+    Measured, the automatic derivative of the Winograd ops was slower than the
+    direct kernels on every VGG-16 layer; this gradient is faster where ``auto``
+    picks Winograd (see ``choose``).
     ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in advance, for
     inference with frozen weights (no gradient then).
     """
     m = ALGORITHMS[algorithm]
     if transformed_kernel is not None:
         return _COMPILED_PRETRANSFORMED[m](x, tf.convert_to_tensor(transformed_kernel), bias, data_format)
-    spatial_axes = (0, 1, 2) if data_format == "NHWC" else (0, 2, 3)
 
     @tf.custom_gradient
     def fused(x, kernel, bias):
-        y = _COMPILED[m](x, kernel, bias, data_format)
+        y, tiles = _COMPILED_FORWARD[m](x, kernel, bias, data_format)
 
         def gradient(dy):
-            dz = tf.where(y > 0, dy, tf.zeros_like(dy))   # through the ReLU
-            strides = [1, 1, 1, 1]
-            dx = _COMPILED_INPUT_GRADIENT[m](dz, kernel, data_format)
-            dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dz,
-                                                 strides=strides, padding="SAME", data_format=data_format)
-            return dx, dk, tf.reduce_sum(dz, axis=spatial_axes)
+            dx, dm, dbias = _COMPILED_BACKWARD[m](y, dy, kernel, data_format)
+            # This sum over all N*th*tw tiles runs as TensorFlow's (oneDNN) batched matmul: XLA's CPU matmul took
+            # 1.6x as long for this shape.
+            du = tf.matmul(tiles, dm, transpose_a=True)                   # [alpha^2, C, K]
+            return dx, _COMPILED_FILTER_GRADIENT[m](du), dbias
 
         return y, gradient
 
