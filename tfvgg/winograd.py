@@ -31,15 +31,14 @@ TRANSFORMS = {
     ),
 }
 ALGORITHMS = {"winograd2": 2, "winograd4": 4}
-# choose()'s thresholds, from the per-layer tables in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU). Filters
-# transformed on every call (training, or inference without an inference copy): F(4x4) beat direct in both the
-# forward and the forward-backward pass from 256 -> 256 channels at 56x56 down to 512 -> 512 at 28x28 (1.36x-1.47x
-# forward, 1.01x-1.27x with gradients), was even or worse with gradients at 56x56 128 -> 256 (0.94x-1.02x), and
-# lost at 224x224, 112x112 (64-128 channels out: 0.47x-0.76x) and 14x14 (0.79x: 4x4 tiles waste 30% there).
-AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 256, 256, 28
+# choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU). Filters
+# transformed on every call (training, or inference without an inference copy), with the Winograd input and
+# weight gradients: F(4x4) beat direct in the forward and the forward-backward pass from 128 -> 256 channels at
+# 56x56 down to 512 -> 512 at 28x28 (1.17x-1.54x forward, 1.31x-1.81x with gradients), and lost at 224x224 and
+# 112x112 (64-128 channels: 0.45x-0.94x) and at 14x14 (0.69x / 0.89x: 4x4 tiles waste 30% there; F(2x2) was even).
+AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 256, 28
 # Filters transformed once (ParamStore.inference_copy; forward only): F(4x4) also wins at 14x14 (512 -> 512:
-# 1.36x) and 56x56 128 -> 256 (1.18x); 28x28 512 -> 512 1.91x, 56x56 256 -> 256 1.40x; still not at 112x112 (0.71x).
-AUTO_MIN_IN_CHANNELS_PRETRANSFORMED = 128
+# 1.36x); 28x28 512 -> 512 1.91x, 56x56 256 -> 256 1.40x, 56x56 128 -> 256 1.18x; still not at 112x112 (0.71x).
 AUTO_MIN_SIZE_PRETRANSFORMED = 14
 
 
@@ -225,9 +224,8 @@ def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32
         return "direct"   # in bfloat16 oneDNN's direct kernels were 1.6x-2.4x faster than these, and more exact
     if tf.config.list_physical_devices("GPU"):
         return "direct"   # cuDNN picks its own algorithm per layer (Winograd among them); the rule below is the CPU's
-    min_in, min_size = ((AUTO_MIN_IN_CHANNELS_PRETRANSFORMED, AUTO_MIN_SIZE_PRETRANSFORMED) if pretransformed
-                        else (AUTO_MIN_IN_CHANNELS, AUTO_MIN_SIZE))
-    if c_in >= min_in and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= min_size:
+    min_size = AUTO_MIN_SIZE_PRETRANSFORMED if pretransformed else AUTO_MIN_SIZE
+    if c_in >= AUTO_MIN_IN_CHANNELS and c_out >= AUTO_MIN_OUT_CHANNELS and min(height, width) >= min_size:
         return "winograd4"
     return "direct"
 
