@@ -47,8 +47,9 @@ def define_flags(default_model):
     flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"],
                       "Compute precision; bf16/fp16 keep float32 variables (mixed precision); fp16 scales the loss.")
     flags.DEFINE_boolean("xla", False, "Compile each pass with XLA (jit_compile=True).")
-    flags.DEFINE_enum("conv_algorithm", "direct", list(CONV_ALGORITHMS), "tfvgg's 3x3 convolutions: direct "
-                      "(tf.nn.conv2d), winograd2, winograd4 (F(2x2,3x3), F(4x4,3x3)), or auto (per layer).")
+    flags.DEFINE_enum("conv_algorithm", "auto", list(CONV_ALGORITHMS), "tfvgg's 3x3 convolutions: direct "
+                      "(tf.nn.conv2d), winograd2, winograd4 (F(2x2,3x3), F(4x4,3x3)), or auto (per layer: the "
+                      "fastest measured; direct on GPUs, in bf16/fp16 and where Winograd loses).")
     flags.DEFINE_boolean("per_layer", False, "First time each convolution layer alone, direct against Winograd, "
                          "and mark auto's choice.")
     flags.DEFINE_enum("device", "auto", ["auto", "cpu", "gpu"], "Where to run (auto: the first GPU if any).")
@@ -255,6 +256,9 @@ def main(argv):
           f"{workload.precision}; XLA {'on' if workload.xla else 'off'}; convolutions {workload.conv_algorithm}")
     print(f"  {model_summary.total_params:,} parameters; {model_summary.total_mult_adds / 1e9:.2f} G multiply-adds "
           f"per image forward (forward-backward counted as 3x)")
+    if workload.conv_algorithm != "direct":
+        print("  TFLOP/s and 'of peak' count the direct convolution's multiply-adds for every pass; Winograd layers "
+              "do fewer, so 'of peak' can pass 1 (--conv_algorithm=direct for the kernels' own rate)")
     if not on_gpu and FLAGS.num_batches is None:
         print(f"  no GPU: using the CPU defaults --num_batches={counts['num_batches']} "
               f"--num_warmup_batches={counts['num_warmup_batches']} (the GPU defaults are {GPU_BATCHES} + "
@@ -278,6 +282,7 @@ def main(argv):
         "model": model_summary.network,
         "parameters": model_summary.total_params,
         "mult_adds_per_image": model_summary.total_mult_adds,
+        "tflops_counted_from": "direct convolution multiply-adds x 2 (forward-backward x 3)",
         "flags": {**{k: getattr(FLAGS, k) for k in ("model", "batch_size", "image_size", "num_classes",
                                                     "data_format", "precision", "xla", "device", "passes",
                                                     "compare", "output_json", "profile_dir", "strategy",
