@@ -29,6 +29,7 @@ from tfvgg.checkpoint import Checkpointer
 from tfvgg.data import load_dataset, to_tf_dataset
 from tfvgg.distribute import STRATEGIES, is_chief, make_strategy, task
 from tfvgg.network import inference_op
+from tfvgg.ops import CONV_ALGORITHMS
 from tfvgg.optimizers import OPTIMIZERS
 from tfvgg.params import ParamStore
 from tfvgg.precision import DynamicLossScale, compute_dtype
@@ -36,7 +37,7 @@ from tfvgg.precision import DynamicLossScale, compute_dtype
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "learning_rate",
                  "seconds", "images_per_sec")
 # Flags a resumed run may change; every other one must equal the first run's.
-RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints")
+RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm")
 
 
 @dataclasses.dataclass
@@ -64,6 +65,7 @@ class TrainConfig:
     deterministic: bool = True    # tf.config.experimental.enable_op_determinism()
     strategy: str = "default"     # default, mirrored, multi_worker (tfvgg.distribute)
     cpu_replicas: int = 0         # mirrored without GPUs: split the CPU into this many devices
+    conv_algorithm: str = "direct"  # 3x3 convolutions: direct, winograd2, winograd4, auto (tfvgg.ops.conv_op)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -124,7 +126,7 @@ def train(cfg, print_fn=print):
         count = ctx.all_reduce("sum", tf.cast(tf.shape(labels)[0], tf.float32))
         with tf.GradientTape() as tape:
             logits = inference_op(images, p, cfg.keep_prob, net.name, data.num_classes, dtype=dtype,
-                                  dropout_seed=seed)[2]
+                                  dropout_seed=seed, conv_algorithm=cfg.conv_algorithm)[2]
             loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
             share = loss_sum / count   # summed over replicas: the mean over the global batch
             scaled = loss_scale.scaled(share) if loss_scale else share
@@ -161,7 +163,8 @@ def train(cfg, print_fn=print):
 
     @tf.function(input_signature=[image_spec, label_spec])
     def eval_step(images, labels):
-        logits = inference_op(images, p, 1.0, net.name, data.num_classes, dtype=dtype)[2]
+        logits = inference_op(images, p, 1.0, net.name, data.num_classes, dtype=dtype,
+                              conv_algorithm=cfg.conv_algorithm)[2]
         loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         return loss_sum, tf.argmax(logits, 1)
 
@@ -319,6 +322,8 @@ def _make_optimizer(cfg):
 def _check_config(cfg):
     configs.get_network(cfg.model)
     compute_dtype(cfg.precision)
+    if cfg.conv_algorithm not in CONV_ALGORITHMS:
+        raise ValueError(f"conv_algorithm must be one of {', '.join(CONV_ALGORITHMS)}; got {cfg.conv_algorithm!r}")
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {cfg.optimizer!r}")
     if not 0.0 < cfg.keep_prob <= 1.0:
@@ -462,6 +467,8 @@ def define_flags():
                       "--cpu_replicas CPU devices), multi_worker (TF_CONFIG).")
     flags.DEFINE_integer("cpu_replicas", d.cpu_replicas, "With --strategy=mirrored and no GPU: logical CPU devices.",
                          lower_bound=0)
+    flags.DEFINE_enum("conv_algorithm", d.conv_algorithm, list(CONV_ALGORITHMS), "3x3 convolutions: direct, "
+                      "winograd2, winograd4 (Winograd forward and gradients) or auto (per layer shape).")
 
 
 def main(argv):
