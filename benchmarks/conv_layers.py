@@ -58,19 +58,23 @@ def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
 
 
 def time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats=5):
-    """Best seconds of relu(conv3x3 + bias) per algorithm: ``{algorithm: (forward, forward_backward)}``.
+    """Best seconds of relu(conv3x3 + bias) per algorithm: ``{algorithm: (forward, forward_backward, inference)}``.
 
-    forward_backward includes the gradients with respect to the input, the kernel and the bias.
+    forward_backward includes the gradients with respect to the input, the kernel and the bias; inference is the
+    forward pass from filters transformed in advance (``ParamStore.inference_copy``; for direct, the forward again).
     Algorithms are interleaved batch by batch, so noise hits them alike.
     """
     x = tf.Variable(tf.cast(tf.random.stateless_normal([batch, h, w, c_in], seed=(0, 1)), dtype))
     kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, c_in, c_out], seed=(0, 2)) * 0.05, dtype))
     bias = tf.Variable(tf.zeros([c_out], dtype))
+    transformed = {a: tf.Variable(winograd.transform_filters(kernel, m)) for a, m in winograd.ALGORITHMS.items()
+                   if a in algorithms}
 
-    def layer(algorithm):
+    def layer(algorithm, pretransformed=False):
         if algorithm == "direct":
             return tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
-        return winograd.conv_bias_relu(x, kernel, bias, algorithm)
+        return winograd.conv_bias_relu(x, kernel, bias, algorithm,
+                                       transformed_kernel=transformed[algorithm] if pretransformed else None)
 
     def forward_backward(algorithm):
         with tf.GradientTape() as tape:
@@ -84,8 +88,12 @@ def time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats=5):
         fb = tf.function(lambda a=algorithm: forward_backward(a))
         runs[(algorithm, "forward")] = lambda f=fwd: f().numpy()
         runs[(algorithm, "forward_backward")] = lambda f=fb: f().numpy()
+        if algorithm != "direct":
+            inference = tf.function(lambda a=algorithm: tf.reduce_sum(tf.cast(layer(a, True), tf.float32)))
+            runs[(algorithm, "inference")] = lambda f=inference: f().numpy()
     best = {k: t.best for k, t in timing.time_contestants(runs, repeats, 1, print_fn=None).items()}
-    return {a: (best[(a, "forward")], best[(a, "forward_backward")]) for a in algorithms}
+    return {a: (best[(a, "forward")], best[(a, "forward_backward")], best.get((a, "inference"), best[(a, "forward")]))
+            for a in algorithms}
 
 
 def main(argv):
@@ -109,23 +117,25 @@ def main(argv):
 
 
 def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=print):
-    """Milliseconds per layer (forward; forward-backward) of each algorithm, and the speed-up over direct."""
+    """Milliseconds per layer (forward; forward-backward; inference) of each algorithm, and the speed-up over direct."""
     algorithms = ["direct"] + [a for a in algorithms if a != "direct"]
     if dtype != tf.float32:   # F(4x4) is refused in 16-bit types (see winograd.check_precision)
         algorithms = [a for a in algorithms if a != "winograd4"]
-    print_fn(f"relu(conv3x3 + bias), batch {batch}, {dtype.name}: ms forward / forward-backward (speed-up vs "
-             f"direct), best of {repeats}; auto picks the marked one")
+    print_fn(f"relu(conv3x3 + bias), batch {batch}, {dtype.name}: ms forward / forward-backward / inference "
+             f"(filters transformed once) and speed-ups vs direct, best of {repeats}; * = auto's choice for "
+             "training, + = for inference")
     for h, w, c_in, c_out, k in shapes:
         if k != 3:
             continue
         t = time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats)
-        auto = winograd.choose(3, 3, 1, 1, "SAME", h, w, c_in, c_out, dtype)
+        training = winograd.choose(3, 3, 1, 1, "SAME", h, w, c_in, c_out, dtype)
+        inference = winograd.choose(3, 3, 1, 1, "SAME", h, w, c_in, c_out, dtype, pretransformed=True)
         cells = []
         for a in algorithms:
-            fwd, fb = t[a]
-            mark = "*" if a == auto else " "
-            cells.append(f"{a}{mark} {fwd * 1e3:7.1f} / {fb * 1e3:7.1f} ({t['direct'][0] / fwd:4.2f}x / "
-                         f"{t['direct'][1] / fb:4.2f}x)")
+            mark = ("*" if a == training else "") + ("+" if a == inference else "")
+            times = " / ".join(f"{s * 1e3:.1f}" for s in t[a])
+            ratios = " / ".join(f"{d / s:.2f}x" for d, s in zip(t["direct"], t[a]))
+            cells.append(f"{a}{mark:<2} {times} ({ratios})")
         print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} " + " | ".join(cells))
 
 

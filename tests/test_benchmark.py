@@ -250,5 +250,6 @@ def test_per_layer_table_marks_auto_choice():
     lines = []
     conv_layers.print_algorithm_table([(28, 28, 256, 256, 3), (8, 8, 4, 8, 3)], 1, tf.float32,
                                       ["winograd2", "winograd4"], repeats=1, print_fn=lines.append)
-    assert "28x28  256->256  direct " in lines[1] and "winograd4*" in lines[1]
-    assert "direct*" in lines[2] and "winograd2 " in lines[2]
+    assert "28x28  256->256  direct " in lines[1] and "winograd4*+" in lines[1]
+    assert "direct*+" in lines[2] and "winograd2 " in lines[2]
+    assert lines[1].count(" / ") == 3 * 2 * 2   # three times and three speed-ups per algorithm

@@ -53,6 +53,33 @@ def test_gradients_equal_the_direct_gradients(rng, algorithm, shape, data_format
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=2e-5 * np.abs(b).max())
 
 
+def test_chunk_sizes_follow_the_working_set():
+    # 112x112, 128 -> 128, F(4x4): 28*28 tiles * 36 * 256 channels * 4 bytes = 28.9 MB per image > 24 MiB.
+    assert winograd.chunk_sizes((8, 112, 112, 128), 128, 4) == [1] * 8
+    assert winograd.chunk_sizes((8, 128, 112, 112), 128, 4, "NCHW") == [1] * 8
+    assert winograd.chunk_sizes((8, 14, 14, 512), 512, 4) is None          # 2.4 MB per image: one call
+    assert winograd.chunk_sizes((32, 28, 28, 512), 512, 4) == [3] * 10 + [2]
+    assert winograd.chunk_sizes((None, 112, 112, 128), 128, 4) is None
+
+
+@pytest.mark.parametrize("transformed", [False, True])
+def test_batches_in_chunks_give_the_same_results_and_gradients(rng, monkeypatch, transformed):
+    x = tf.Variable(random_images(rng, (5, 9, 8, 3)))
+    kernel, bias = tf.Variable(random_images(rng, (3, 3, 3, 4))), tf.Variable(random_images(rng, (4,)))
+    per_image = 36 * 3 * 2 * (3 + 4) * 4
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 2 * per_image)
+    assert winograd.chunk_sizes(x.shape, 4, 4) == [2, 2, 1]
+    u = winograd.transform_filters(kernel, 4) if transformed else None
+    with tf.GradientTape(persistent=True) as tape:
+        ours = winograd.conv_bias_relu(x, kernel, bias, "winograd4", transformed_kernel=u)
+        reference = direct(x, kernel, bias)
+        losses = [tf.reduce_sum(tf.square(y)) for y in (ours, reference)]
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=0, atol=2e-5 * np.abs(reference).max())
+    if not transformed:
+        for a, b in zip(tape.gradient(losses[0], [x, kernel, bias]), tape.gradient(losses[1], [x, kernel, bias])):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=2e-5 * np.abs(b).max())
+
+
 def test_gradients_with_an_unknown_batch_size(rng):
     x = tf.constant(random_images(rng, (3, 10, 9, 4)))
     kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 5))), tf.Variable(random_images(rng, (5,)))
@@ -99,13 +126,13 @@ def test_auto_picks_winograd4_for_the_deep_vgg16_layers_only():
         if len(row.output_shape) == 3:
             previous = row.output_shape
     assert {n for n, a in chosen.items() if a == "winograd4"} == {
-        "conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3"}
+        "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3"}
     assert set(chosen.values()) <= {"direct", "winograd4"}
     assert winograd.choose(3, 3, 1, 1, "SAME", 14, 14, 512, 512) == "direct"
     assert winograd.choose(3, 3, 1, 1, "SAME", 14, 14, 512, 512, pretransformed=True) == "winograd4"
     assert winograd.choose(3, 3, 1, 1, "SAME", 56, 56, 128, 256) == "winograd4"
-    assert winograd.choose(3, 3, 1, 1, "SAME", 112, 112, 128, 128) == "direct"
-    assert winograd.choose(3, 3, 1, 1, "SAME", 112, 112, 128, 128, pretransformed=True) == "direct"
+    assert winograd.choose(3, 3, 1, 1, "SAME", 112, 112, 64, 128) == "direct"
+    assert winograd.choose(3, 3, 1, 1, "SAME", 112, 112, 128, 128, pretransformed=True) == "winograd4"
     assert winograd.choose(5, 5, 1, 1, "SAME", 28, 28, 512, 512) == "direct"
     assert winograd.choose(3, 3, 2, 2, "SAME", 28, 28, 512, 512) == "direct"
     assert winograd.choose(3, 3, 1, 1, "SAME", 28, 28, 512, 512, tf.bfloat16) == "direct"

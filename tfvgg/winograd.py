@@ -31,14 +31,14 @@ TRANSFORMS = {
     ),
 }
 ALGORITHMS = {"winograd2": 2, "winograd4": 4}
-# choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU). Filters
-# transformed on every call (training, or inference without an inference copy), with the Winograd input and
-# weight gradients: F(4x4) beat direct in the forward and the forward-backward pass from 128 -> 256 channels at
-# 56x56 down to 512 -> 512 at 28x28 (1.17x-1.54x forward, 1.31x-1.81x with gradients), and lost at 224x224 and
-# 112x112 (64-128 channels: 0.45x-0.94x) and at 14x14 (0.69x / 0.89x: 4x4 tiles waste 30% there; F(2x2) was even).
-AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 256, 28
+# choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU; Winograd input
+# and weight gradients, batches in cache-sized chunks). Filters transformed on every call (training, or inference
+# without an inference copy): F(4x4) beat direct in the forward and the forward-backward pass from 128 -> 128
+# channels at 112x112 down to 512 -> 512 at 28x28 (1.24x-1.56x forward, 1.57x-1.95x with gradients); it lost
+# the forward pass with 64 channels in (0.68x-0.90x) and at 14x14 (0.75x: 4x4 tiles waste 30% there).
+AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 128, 28
 # Filters transformed once (ParamStore.inference_copy; forward only): F(4x4) also wins at 14x14 (512 -> 512:
-# 1.36x); 28x28 512 -> 512 1.91x, 56x56 256 -> 256 1.40x, 56x56 128 -> 256 1.18x; still not at 112x112 (0.71x).
+# 1.27x); 28x28 512 -> 512 1.89x, 56x56 256 -> 256 1.72x, 112x112 128 -> 128 1.26x.
 AUTO_MIN_SIZE_PRETRANSFORMED = 14
 
 
@@ -136,41 +136,74 @@ def _from_nhwc(x, data_format):
     return tf.transpose(x, (0, 3, 1, 2)) if data_format == "NCHW" else x
 
 
-def _forward(x, kernel, bias, m, data_format, transformed_kernel=None):
-    """``relu(conv3x3(x) + bias)`` and the input tiles ``V`` (``input_transform``), kept for the weight gradient."""
+def _forward(x, u, bias, m, data_format):
+    """``relu(conv3x3(x) + bias)`` from transformed filters ``u``, and the input tiles ``V`` (for the weight gradient)."""
     x = _to_nhwc(x, data_format)
     n, h, w, _ = x.shape
     n = tf.shape(x)[0] if n is None else n
     tiles = input_transform(x, m)
-    u = transform_filters(kernel, m) if transformed_kernel is None else transformed_kernel
     y = tf.nn.relu(output_transform(tf.matmul(tiles, tf.cast(u, x.dtype)), n, h, w, m) + bias)
     return _from_nhwc(y, data_format), tiles
 
 
-def _backward(y, dy, kernel, m, data_format):
-    """From dL/dy: dL/dx, dL/dM (``output_gradient_transform``, for the weight gradient) and dL/dbias.
+def _input_gradient_filters(kernel, m):
+    """dL/dx of a 3x3 SAME convolution is the 3x3 convolution of dL/dz with the kernel flipped and transposed."""
+    return transform_filters(tf.transpose(tf.reverse(kernel, axis=[0, 1]), (0, 1, 3, 2)), m)
 
-    dL/dx of a 3x3 SAME convolution is the 3x3 convolution of dL/dz with the kernel
-    flipped and transposed, so it runs through the same Winograd algorithm.
-    """
+
+def _backward(y, dy, u_flipped, m, data_format):
+    """From dL/dy: dL/dx (Winograd, with ``_input_gradient_filters``), dL/dM (for the weight gradient), dL/dbias."""
     dz = _to_nhwc(tf.where(y > 0, dy, tf.zeros_like(dy)), data_format)   # through the ReLU
-    dx = winograd_conv2d(dz, tf.transpose(tf.reverse(kernel, axis=[0, 1]), (0, 1, 3, 2)), m)
+    dx = winograd_conv2d(dz, None, m, transformed_kernel=u_flipped)
     return _from_nhwc(dx, data_format), output_gradient_transform(dz, m), tf.reduce_sum(dz, axis=(0, 1, 2))
 
 
-# XLA-compiled functions per tile size; TensorFlow traces each once per layer shape.
+# XLA-compiled functions per tile size; TensorFlow traces each once per layer shape. Filters are transformed in
+# their own call, once per layer and step, however many chunks of the batch use them.
+_COMPILED_FILTERS = {m: tf.function(lambda kernel, m=m: transform_filters(kernel, m), jit_compile=True)
+                     for m in TRANSFORMS}
+_COMPILED_INPUT_GRADIENT_FILTERS = {
+    m: tf.function(lambda kernel, m=m: _input_gradient_filters(kernel, m), jit_compile=True) for m in TRANSFORMS}
 _COMPILED_FORWARD = {
-    m: tf.function(lambda x, kernel, bias, data_format, m=m: _forward(x, kernel, bias, m, data_format),
-                   jit_compile=True) for m in TRANSFORMS}
-# From filters transformed in advance (frozen weights, see ``ParamStore.inference_copy``): no tiles kept.
-_COMPILED_PRETRANSFORMED = {
-    m: tf.function(lambda x, u, bias, data_format, m=m: _forward(x, None, bias, m, data_format, u)[0],
-                   jit_compile=True) for m in TRANSFORMS}
+    m: tf.function(lambda x, u, bias, data_format, m=m: _forward(x, u, bias, m, data_format), jit_compile=True)
+    for m in TRANSFORMS}
+# Inference (filters transformed in advance, see ``ParamStore.inference_copy``): no tiles kept.
+_COMPILED_INFERENCE = {
+    m: tf.function(lambda x, u, bias, data_format, m=m: _forward(x, u, bias, m, data_format)[0], jit_compile=True)
+    for m in TRANSFORMS}
 _COMPILED_BACKWARD = {
-    m: tf.function(lambda y, dy, kernel, data_format, m=m: _backward(y, dy, kernel, m, data_format),
+    m: tf.function(lambda y, dy, u_flipped, data_format, m=m: _backward(y, dy, u_flipped, m, data_format),
                    jit_compile=True) for m in TRANSFORMS}
 _COMPILED_FILTER_GRADIENT = {
     m: tf.function(lambda du, m=m: filter_gradient_transform(du, m), jit_compile=True) for m in TRANSFORMS}
+
+
+# Images per XLA call: a layer runs on chunks of the batch whose input tiles V and products M, together
+# (m+2)^2 * tiles * (C_in + C_out) * bytes, fit in about this much, so they stay in the cache between the transforms
+# and the matmul. Measured on the 2-core CPU (32 MiB L3), VGG-16 batch 8, filters transformed once: 112x112
+# 128 -> 128 77 ms in one call, 49 ms image by image (29 MiB each); 56x56 256 -> 256 38 -> 30 ms; 14x14 512 -> 512
+# best with the whole batch (19 MiB). At batch 32, 28x28 512 -> 512: 146 ms in one call, 110 ms in chunks of 4.
+CHUNK_BYTES = 24 * 2 ** 20
+
+
+def chunk_sizes(x_shape, c_out, m, data_format="NHWC", itemsize=4):
+    """How ``conv_bias_relu`` splits the batch: a list of chunk sizes, or None for one call (or unknown batch)."""
+    n, h, w, c_in = x_shape if data_format == "NHWC" else (x_shape[0], *x_shape[2:], x_shape[1])
+    if n is None:
+        return None
+    per_image = (m + 2) ** 2 * _tiles(h, m) * _tiles(w, m) * (c_in + c_out) * itemsize
+    per_chunk = max(1, CHUNK_BYTES // per_image)
+    if per_chunk >= n:
+        return None
+    return [per_chunk] * (n // per_chunk) + ([n % per_chunk] if n % per_chunk else [])
+
+
+def _split(t, sizes):
+    return tf.split(t, sizes) if sizes else [t]
+
+
+def _concat(pieces):
+    return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=0)
 
 
 def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None):
@@ -182,28 +215,38 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     matmul over the tiles the forward pass kept) and dL/dkernel = G^T dL/dU G.
     Measured, the automatic derivative of the Winograd ops was slower than the
     direct kernels on every VGG-16 layer; this gradient is faster where ``auto``
-    picks Winograd (see ``choose``).
+    picks Winograd (see ``choose``). Large batches run in chunks (``chunk_sizes``).
     ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in advance, for
     inference with frozen weights (no gradient then).
     """
     m = ALGORITHMS[algorithm]
+    x = tf.convert_to_tensor(x)
+    kernel_shape = kernel.shape if transformed_kernel is None else (3, 3, *transformed_kernel.shape[1:])
+    sizes = chunk_sizes(x.shape, kernel_shape[3], m, data_format, x.dtype.size)
     if transformed_kernel is not None:
-        return _COMPILED_PRETRANSFORMED[m](x, tf.convert_to_tensor(transformed_kernel), bias, data_format)
+        u = tf.convert_to_tensor(transformed_kernel)
+        return _concat([_COMPILED_INFERENCE[m](piece, u, bias, data_format) for piece in _split(x, sizes)])
 
     @tf.custom_gradient
     def fused(x, kernel, bias):
-        y, tiles = _COMPILED_FORWARD[m](x, kernel, bias, data_format)
+        u = _COMPILED_FILTERS[m](kernel)
+        ys, tiles = zip(*[_COMPILED_FORWARD[m](piece, u, bias, data_format) for piece in _split(x, sizes)])
 
         def gradient(dy):
-            dx, dm, dbias = _COMPILED_BACKWARD[m](y, dy, kernel, data_format)
-            # This sum over all N*th*tw tiles runs as TensorFlow's (oneDNN) batched matmul: XLA's CPU matmul took
-            # 1.6x as long for this shape.
-            du = tf.matmul(tiles, dm, transpose_a=True)                   # [alpha^2, C, K]
-            return dx, _COMPILED_FILTER_GRADIENT[m](du), dbias
+            u_flipped = _COMPILED_INPUT_GRADIENT_FILTERS[m](kernel)
+            dxs, du, dbias = [], 0, 0
+            for y_piece, dy_piece, tiles_piece in zip(ys, _split(dy, sizes), tiles):
+                dx, dm, db = _COMPILED_BACKWARD[m](y_piece, dy_piece, u_flipped, data_format)
+                # This sum over the N*th*tw tiles runs as TensorFlow's (oneDNN) batched matmul: XLA's CPU matmul
+                # took 1.6x as long for this shape.
+                du += tf.matmul(tiles_piece, dm, transpose_a=True)          # [alpha^2, C, K]
+                dbias += db
+                dxs.append(dx)
+            return _concat(dxs), _COMPILED_FILTER_GRADIENT[m](du), dbias
 
-        return y, gradient
+        return _concat(ys), gradient
 
-    return fused(tf.convert_to_tensor(x), tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+    return fused(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
 
 
 def max_relative_error(x, kernel, m):
