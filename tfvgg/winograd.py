@@ -13,6 +13,8 @@ so XLA fuses them (unfused, their memory traffic costs more than the saved
 multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
 ``conv_bias_relu`` has its own Winograd gradient (faster here).
 """
+import functools
+
 import tensorflow as tf
 
 # Lavin & Gray (2015), section 4.1 (F(2x2, 3x3)) and 4.2 (F(4x4, 3x3)).
@@ -158,24 +160,21 @@ def _backward(y, dy, u_flipped, m, data_format):
     return _from_nhwc(dx, data_format), output_gradient_transform(dz, m), tf.reduce_sum(dz, axis=(0, 1, 2))
 
 
-# XLA-compiled functions per tile size; TensorFlow traces each once per layer shape. Filters are transformed in
-# their own call, once per layer and step, however many chunks of the batch use them.
-_COMPILED_FILTERS = {m: tf.function(lambda kernel, m=m: transform_filters(kernel, m), jit_compile=True)
-                     for m in TRANSFORMS}
-_COMPILED_INPUT_GRADIENT_FILTERS = {
-    m: tf.function(lambda kernel, m=m: _input_gradient_filters(kernel, m), jit_compile=True) for m in TRANSFORMS}
-_COMPILED_FORWARD = {
-    m: tf.function(lambda x, u, bias, data_format, m=m: _forward(x, u, bias, m, data_format), jit_compile=True)
-    for m in TRANSFORMS}
-# Inference (filters transformed in advance, see ``ParamStore.inference_copy``): no tiles kept.
-_COMPILED_INFERENCE = {
-    m: tf.function(lambda x, u, bias, data_format, m=m: _forward(x, u, bias, m, data_format)[0], jit_compile=True)
-    for m in TRANSFORMS}
-_COMPILED_BACKWARD = {
-    m: tf.function(lambda y, dy, u_flipped, data_format, m=m: _backward(y, dy, u_flipped, m, data_format),
-                   jit_compile=True) for m in TRANSFORMS}
-_COMPILED_FILTER_GRADIENT = {
-    m: tf.function(lambda du, m=m: filter_gradient_transform(du, m), jit_compile=True) for m in TRANSFORMS}
+def _inference(x, u, bias, m, data_format):
+    return _forward(x, u, bias, m, data_format)[0]   # no tiles kept: no gradient follows
+
+
+_XLA_FUNCTIONS = {}
+
+
+def _xla(fn, *tensors, **static):
+    """``fn(*tensors, **static)`` XLA-compiled, by one ``tf.function`` per function, static arguments and tensor
+    shapes, so each is traced once (one function shared by all of VGG's layer shapes would be retraced for each,
+    and TensorFlow warns about that)."""
+    key = (fn, tuple(sorted(static.items())), tuple((tuple(t.shape), t.dtype) for t in tensors))
+    if key not in _XLA_FUNCTIONS:
+        _XLA_FUNCTIONS[key] = tf.function(functools.partial(fn, **static), jit_compile=True)
+    return _XLA_FUNCTIONS[key](*tensors)
 
 
 # Images per XLA call: a layer runs on chunks of the batch whose input tiles V and products M, together
@@ -225,24 +224,25 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     sizes = chunk_sizes(x.shape, kernel_shape[3], m, data_format, x.dtype.size)
     if transformed_kernel is not None:
         u = tf.convert_to_tensor(transformed_kernel)
-        return _concat([_COMPILED_INFERENCE[m](piece, u, bias, data_format) for piece in _split(x, sizes)])
+        return _concat([_xla(_inference, piece, u, bias, m=m, data_format=data_format)
+                        for piece in _split(x, sizes)])
 
     @tf.custom_gradient
     def fused(x, kernel, bias):
-        u = _COMPILED_FILTERS[m](kernel)
-        ys, tiles = zip(*[_COMPILED_FORWARD[m](piece, u, bias, data_format) for piece in _split(x, sizes)])
+        u = _xla(transform_filters, kernel, m=m)   # once per call, for every chunk
+        ys, tiles = zip(*[_xla(_forward, piece, u, bias, m=m, data_format=data_format) for piece in _split(x, sizes)])
 
         def gradient(dy):
-            u_flipped = _COMPILED_INPUT_GRADIENT_FILTERS[m](kernel)
+            u_flipped = _xla(_input_gradient_filters, kernel, m=m)
             dxs, du, dbias = [], 0, 0
             for y_piece, dy_piece, tiles_piece in zip(ys, _split(dy, sizes), tiles):
-                dx, dm, db = _COMPILED_BACKWARD[m](y_piece, dy_piece, u_flipped, data_format)
+                dx, dm, db = _xla(_backward, y_piece, dy_piece, u_flipped, m=m, data_format=data_format)
                 # This sum over the N*th*tw tiles runs as TensorFlow's (oneDNN) batched matmul: XLA's CPU matmul
                 # took 1.6x as long for this shape.
                 du += tf.matmul(tiles_piece, dm, transpose_a=True)          # [alpha^2, C, K]
                 dbias += db
                 dxs.append(dx)
-            return _concat(dxs), _COMPILED_FILTER_GRADIENT[m](du), dbias
+            return _concat(dxs), _xla(filter_gradient_transform, du, m=m), dbias
 
         return _concat(ys), gradient
 
