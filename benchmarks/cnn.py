@@ -19,6 +19,7 @@ from tfvgg.distribute import STRATEGIES, make_strategy
 from tfvgg.ops import CONV_ALGORITHMS
 from benchmarks import contestants, timing
 from tfvgg.precision import compute_dtype
+from tfvgg.winograd import check_precision
 
 FLAGS = flags.FLAGS
 GPU_BATCHES, GPU_WARMUP = 100, 10   # the classic benchmark's counts
@@ -74,6 +75,7 @@ def resolve_workload(f):
     if f.device == "gpu" and not gpus:
         raise UsageError("--device=gpu but TensorFlow sees no GPU (install tensorflow[and-cuda] on a GPU machine)")
     on_gpu = f.device == "gpu" or (f.device == "auto" and bool(gpus))
+    check_precision(f.conv_algorithm, compute_dtype(f.precision))
     net = tfvgg.get_network(f.model)
     image_size = f.image_size or net.input_shape[0]
     channels = net.input_shape[2]

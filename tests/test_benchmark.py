@@ -183,6 +183,7 @@ def run_cli(*args, timeout=300):
     (["--compare=torch"], "--compare takes a comma-separated subset of keras, tf1"),
     (["--model=alexnet", "--image_size=32"], "--image_size=32: alexnet/pool5"),
     (["--precision=fp64"], "--precision"),
+    (["--conv_algorithm=winograd4", "--precision=bf16"], "winograd4 in bfloat16 loses"),
     (["extra"], "unexpected arguments: extra"),
 ])
 def test_bad_flags_exit_2_with_one_line(args, message):

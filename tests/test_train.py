@@ -124,6 +124,11 @@ def test_cli_errors_exit_2(tmp_path):
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert no_dir.returncode == 2 and "--dataset=mnist needs --data_dir" in no_dir.stderr
     assert "Traceback" not in no_dir.stderr
+    bad_precision = subprocess.run([sys.executable, "-m", "tfvgg.train", "--conv_algorithm=winograd4",
+                                    "--precision=fp16", f"--model_dir={tmp_path / 'fp16'}"],
+                                   cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    assert bad_precision.returncode == 2 and "winograd4 in float16 loses" in bad_precision.stderr
+    assert "Traceback" not in bad_precision.stderr and not (tmp_path / "fp16").exists()   # nothing written
     no_run = subprocess.run([sys.executable, "-m", "tfvgg.evaluate", f"--model_dir={tmp_path / 'nothing'}"],
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert no_run.returncode == 2 and "no config.json" in no_run.stderr

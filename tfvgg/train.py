@@ -33,6 +33,7 @@ from tfvgg.ops import CONV_ALGORITHMS
 from tfvgg.optimizers import OPTIMIZERS
 from tfvgg.params import ParamStore
 from tfvgg.precision import DynamicLossScale, compute_dtype
+from tfvgg.winograd import check_precision
 
 METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "learning_rate",
                  "seconds", "images_per_sec")
@@ -321,9 +322,10 @@ def _make_optimizer(cfg):
 
 def _check_config(cfg):
     configs.get_network(cfg.model)
-    compute_dtype(cfg.precision)
+    dtype = compute_dtype(cfg.precision)
     if cfg.conv_algorithm not in CONV_ALGORITHMS:
         raise ValueError(f"conv_algorithm must be one of {', '.join(CONV_ALGORITHMS)}; got {cfg.conv_algorithm!r}")
+    check_precision(cfg.conv_algorithm, dtype)   # here, before anything is written to model_dir
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {cfg.optimizer!r}")
     if not 0.0 < cfg.keep_prob <= 1.0:
