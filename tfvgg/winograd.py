@@ -220,8 +220,8 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     """
     m = ALGORITHMS[algorithm]
     x = tf.convert_to_tensor(x)
-    kernel_shape = kernel.shape if transformed_kernel is None else (3, 3, *transformed_kernel.shape[1:])
-    sizes = chunk_sizes(x.shape, kernel_shape[3], m, data_format, x.dtype.size)
+    c_out = (kernel if transformed_kernel is None else transformed_kernel).shape[-1]
+    sizes = chunk_sizes(x.shape, c_out, m, data_format, x.dtype.size)
     if transformed_kernel is not None:
         u = tf.convert_to_tensor(transformed_kernel)
         return _concat([_xla(_inference, piece, u, bias, m=m, data_format=data_format)
