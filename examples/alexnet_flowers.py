@@ -8,7 +8,7 @@ import argparse
 import os
 
 import tfvgg
-from tfvgg.train import TrainConfig, train
+from tfvgg.trainer import TrainConfig, train
 
 
 def main():

@@ -10,7 +10,7 @@ import argparse
 import os
 
 from tfvgg.data import MNIST_FILES
-from tfvgg.train import TrainConfig, train
+from tfvgg.trainer import TrainConfig, train
 
 
 def has_mnist(data_dir):

@@ -7,7 +7,7 @@
 import argparse
 import os
 
-from tfvgg.train import TrainConfig, train
+from tfvgg.trainer import TrainConfig, train
 
 from lenet_mnist import has_mnist  # same four IDX file names
 

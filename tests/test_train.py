@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import tfvgg
 from tfvgg import checkpoint
-from tfvgg.train import NonFiniteLoss, TrainConfig, train
+from tfvgg.trainer import NonFiniteLoss, TrainConfig, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}

@@ -5,12 +5,6 @@
     predictions, softmax, logits = tfvgg.inference_op(images, p, keep_prob=1.0, config="D")
     tfvgg.summary("D", (224, 224, 3))
 """
-import os
-
-# Hide TensorFlow's C++ INFO lines unless the user chose a level (the oneDNN notice that TensorFlow 2.21
-# prints before its logging starts shows anyway).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
 from tfvgg.configs import (ALIASES, NETWORKS, VGG_TABLE, Conv, Dropout, FC, Flatten, LRN, Network, Pool,
                            get_network, network_names)
 from tfvgg.initializers import Constant, GlorotUniform
@@ -22,4 +16,4 @@ from tfvgg.checkpoint import Checkpointer
 from tfvgg.images import IMAGENET_RGB_MEAN, class_names, decode_predictions, load_image, preprocess
 from tfvgg.weights import load_weights, read_weights, save_npz
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"   # the one place the version is written; setup.py reads it here

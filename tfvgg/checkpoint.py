@@ -8,6 +8,7 @@ checkpoint first and loads nothing if anything differs.
 import tensorflow as tf
 
 from tfvgg.initializers import FromValues
+from tfvgg.util import list_mismatches
 
 _PREFIX = "params/_by_name/"
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -70,11 +71,9 @@ def stored_param_shapes(path):
 
 
 def check_matches(p, stored, path):
-    """ValueError listing each variable that is missing, extra or shaped differently."""
+    """ValueError listing each variable the checkpoint lacks, has extra, or holds in another shape."""
     have = {name: tuple(v.shape) for name, v in zip(p.names, p.params)}
-    problems = [f"{n} not in the checkpoint" for n in have if n not in stored]
-    problems += [f"{n} in the checkpoint but not in the store" for n in stored if n not in have]
-    problems += [f"{n}: checkpoint {stored[n]}, store {have[n]}" for n in have if n in stored and stored[n] != have[n]]
+    problems = list_mismatches(have, stored, "checkpoint", "store")
     if problems:
         raise ValueError(f"{path} does not match the store; nothing was restored: " + "; ".join(problems))
 

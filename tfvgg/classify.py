@@ -4,24 +4,23 @@
 
 Prints the top classes with their probabilities for each image.
 """
-from absl import app, flags
+from absl import flags
 import tensorflow as tf
 
-from tfvgg import configs
-from tfvgg.cli import fail, parse_flags_or_exit
-from tfvgg.images import PREPROCESSING, class_names, decode_predictions, load_image, preprocess
+from tfvgg import cli, configs
+from tfvgg.cli import fail
+from tfvgg.images import class_names, decode_predictions, load_image, preprocess
 from tfvgg.network import inference_op
 from tfvgg.params import ParamStore
 from tfvgg.weights import load_weights
 
 
 def define_flags():
-    flags.DEFINE_enum("model", "D", configs.network_names(), "Network configuration.", case_sensitive=False)
-    flags.DEFINE_string("weights", None, "Weight file (.h5 or .npz) matching --model.")
-    flags.DEFINE_integer("image_size", None, "Crop size fed to the network (default: the network's).", lower_bound=1)
-    flags.DEFINE_enum("preprocessing", "caffe", list(PREPROCESSING),
-                      "caffe: BGR minus mean (Keras/Caffe weights); rgb_mean: the paper's; none.")
-    flags.DEFINE_integer("top", 5, "Classes printed per image.", lower_bound=1)
+    cli.MODEL.define("model", "D")
+    cli.WEIGHTS.define("weights", None)
+    cli.IMAGE_SIZE.define("image_size", None)
+    cli.PREPROCESSING_MODE.define("preprocessing", "caffe")
+    cli.FlagSpec("integer", "Classes printed per image.", lower=1).define("top", 5)
 
 
 def classify_files(p, paths, config, image_size, preprocessing="caffe", top=5):
@@ -55,6 +54,10 @@ def main(argv):
             print(f"  {rank}. {name} ({index}) {probability:.4f}")
 
 
+def run():
+    """``tfvgg-classify``: the console script."""
+    cli.run(main, define_flags)
+
+
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=parse_flags_or_exit)
+    run()

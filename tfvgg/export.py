@@ -12,12 +12,12 @@ when class names are known, ``top_k_labels``. Loading needs TensorFlow only.
 import os
 import shutil
 
-from absl import app, flags
+from absl import flags
 import tensorflow as tf
 
-from tfvgg import configs
-from tfvgg.cli import fail, parse_flags_or_exit
-from tfvgg.images import PREPROCESSING, class_names as imagenet_class_names, preprocess
+from tfvgg import cli, configs
+from tfvgg.cli import fail
+from tfvgg.images import class_names as imagenet_class_names, preprocess
 from tfvgg.network import inference_op
 from tfvgg.params import ParamStore
 from tfvgg.weights import load_weights
@@ -85,18 +85,16 @@ def export_saved_model(p, out_dir, config="D", num_classes=None, image_size=None
 
 
 def define_flags():
-    flags.DEFINE_enum("model", "D", configs.network_names(), "Network configuration.", case_sensitive=False)
-    flags.DEFINE_string("weights", None, "Weight file (.h5 or .npz).", required=True)
-    flags.DEFINE_string("out", None, "SavedModel directory to create.", required=True)
-    flags.DEFINE_integer("image_size", None, "Image size the model serves (default: the network's).", lower_bound=1)
-    flags.DEFINE_enum("preprocessing", "caffe", list(PREPROCESSING),
-                      "caffe: BGR minus mean (Keras/Caffe weights); rgb_mean: the paper's; none.")
-    flags.DEFINE_integer("top_k", 5, "Classes returned per image.", lower_bound=1)
+    cli.MODEL.define("model", "D")
+    cli.WEIGHTS.define("weights", None, required=True)
+    cli.FlagSpec("path", "SavedModel directory to create (must not exist).").define("out", None, required=True)
+    cli.IMAGE_SIZE.define("image_size", None)
+    cli.PREPROCESSING_MODE.define("preprocessing", "caffe")
+    cli.FlagSpec("integer", "Classes returned per image.", lower=1).define("top_k", 5)
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}", argv)
+    cli.no_positional_arguments(argv)
     f = flags.FLAGS
     net = configs.get_network(f.model)
     size = f.image_size or net.input_shape[0]
@@ -110,6 +108,10 @@ def main(argv):
     print("  signatures: serving_default (uint8 images), serving_float (float32 images in [0, 255])")
 
 
+def run():
+    """``tfvgg-export``: the console script."""
+    cli.run(main, define_flags)
+
+
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=parse_flags_or_exit)
+    run()

@@ -4,6 +4,7 @@ import tensorflow as tf
 from tfvgg import configs, winograd
 from tfvgg.ops import (check_keep_prob, conv_op, dropout_op, fc_op, flatten_op, lrn_op, mpool_op,
                        DATA_FORMATS)
+from tfvgg.util import format_shape
 
 
 POOLINGS = (None, "avg", "max")
@@ -135,10 +136,7 @@ def _check_flat_size(p, fc_name, flatten_name, before_flatten, image_hwc):
         return
     built = p.built_shapes.get(flatten_name)
     built_images = p.built_shapes.get("images")
-    was = f" ({_fmt(built)}, images of {_fmt(built_images[:2])})" if built and built_images else ""
+    was = f" ({format_shape(built)}, images of {format_shape(built_images[:2])})" if built and built_images else ""
     raise ValueError(f"{fc_name} expects {kernel.shape[0]} inputs{was}; got {got} "
-                     f"({_fmt(before_flatten)}, images of {_fmt(image_hwc[:2])})")
+                     f"({format_shape(before_flatten)}, images of {format_shape(image_hwc[:2])})")
 
-
-def _fmt(dims):
-    return "x".join(str(d) for d in dims)

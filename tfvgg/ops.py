@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfvgg import winograd
 from tfvgg.initializers import Constant, GlorotUniform
+from tfvgg.util import format_shape
 
 DATA_FORMATS = ("NHWC", "NCHW")
 _LAYOUTS = {"NHWC": "[N, H, W, C]", "NCHW": "[N, C, H, W]", None: "[N, H, W, C]"}
@@ -49,7 +50,7 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
     if existing is not None and existing.shape[2] != n_in:
         raise ValueError(
             f"{name} was created for {existing.shape[2]} input channels "
-            f"(kernel {_fmt(existing.shape)}); got {n_in} (input {_fmt(x.shape[1:])} {data_format})"
+            f"(kernel {format_shape(existing.shape)}); got {n_in} (input {format_shape(x.shape[1:])} {data_format})"
         )
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
@@ -211,6 +212,3 @@ def _strides(dh, dw, data_format):
 def _cast(x, dtype):
     return x if x.dtype == dtype else tf.cast(x, dtype)
 
-
-def _fmt(shape):
-    return "x".join(str(d) for d in shape)

@@ -11,6 +11,7 @@ import zlib
 
 import tensorflow as tf
 
+from tfvgg.util import format_shape
 from tfvgg.winograd import ALGORITHMS, transform_filters
 
 
@@ -50,8 +51,8 @@ class ParamStore(tf.Module):
         if existing is not None:
             if tuple(existing.shape) != shape:
                 raise ValueError(
-                    f"{name}: the store holds this variable with shape {_fmt(existing.shape)}; "
-                    f"this call needs {_fmt(shape)}"
+                    f"{name}: the store holds this variable with shape {format_shape(existing.shape)}; "
+                    f"this call needs {format_shape(shape)}"
                 )
             return existing
         seed = (self.seed, zlib.crc32(name.encode()) & 0x7FFFFFFF)
@@ -173,6 +174,3 @@ class ParamStore(tf.Module):
 def _layer_of(variable_name):
     return variable_name.rsplit("/", 1)[0]
 
-
-def _fmt(shape):
-    return "x".join(str(int(d)) for d in shape)

@@ -7,6 +7,7 @@ parameters; 224*224 * 3*3*3*64 = 86,704,128 multiply-adds).
 from dataclasses import dataclass
 
 from tfvgg import configs
+from tfvgg.util import format_shape
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,12 @@ class Summary:
         return shapes
 
     def table(self):
-        header = (f"{self.description or self.network}: input {_fmt(self.input_shape)}, "
+        header = (f"{self.description or self.network}: input {format_shape(self.input_shape)}, "
                   f"{self.num_classes} classes")
         lines = [header, f"{'layer':<10} {'type':<12} {'output':>14} {'params':>13} {'mult-adds':>15}"]
         lines.append("-" * len(lines[1]))
         for r in self.rows:
-            lines.append(f"{r.name:<10} {r.kind:<12} {_fmt(r.output_shape):>14} {r.params:>13,} {r.mult_adds:>15,}")
+            lines.append(f"{r.name:<10} {r.kind:<12} {format_shape(r.output_shape):>14} {r.params:>13,} {r.mult_adds:>15,}")
         lines.append("-" * len(lines[1]))
         lines.append(f"{'total':<10} {'':<12} {'':>14} {self.total_params:>13,} {self.total_mult_adds:>15,}")
         lines.append(f"{self.total_params / 1e6:.2f} M parameters, {self.total_mult_adds / 1e9:.2f} G multiply-adds "
@@ -64,11 +65,11 @@ class Summary:
 
     def explain(self):
         """The table with its arithmetic: every number as the product that gives it, and receptive fields."""
-        lines = [f"{self.description or self.network}: input {_fmt(self.input_shape)}, {self.num_classes} classes",
+        lines = [f"{self.description or self.network}: input {format_shape(self.input_shape)}, {self.num_classes} classes",
                  "receptive field: input pixels (per axis) that one output unit depends on"]
         for r in self.rows:
             field = f"{r.receptive_field}x{r.receptive_field}" if r.receptive_field else "whole image"
-            lines.append(f"{r.name} ({r.kind}): output {_fmt(r.output_shape)}"
+            lines.append(f"{r.name} ({r.kind}): output {format_shape(r.output_shape)}"
                          + (f" [{r.shape_formula}]" if r.shape_formula else "") + f"; receptive field {field}")
             if r.params:
                 lines.append(f"    parameters {r.params_formula} = {r.params:,}")
@@ -110,7 +111,7 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print, explain=
             k, s = layer.kernel, layer.stride
             if layer.padding == "VALID" and (h < k or w < k):
                 raise ValueError(f"{net.name}/{layer.name}: a {k}x{k} VALID window does not fit {h}x{w}; "
-                                 f"input {_fmt(input_shape)} is too small")
+                                 f"input {format_shape(input_shape)} is too small")
             out_h, out_w = (output_size(n, k, s, layer.padding) for n in (h, w))
             if s > 1:
                 row["shape_formula"] = (f"ceil({h}/{s}) = {out_h}" if layer.padding == "SAME"
@@ -150,6 +151,3 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print, explain=
         print_fn(result.explain() if explain else result.table())
     return result
 
-
-def _fmt(shape):
-    return "x".join(str(d) for d in shape)

@@ -10,7 +10,6 @@ Formats, detected from the file's first bytes:
 Kernels are HWIO / [n_in, n_out] and fc6 expects H, W, C flatten order in all of
 them, as in tfvgg, so tensors load unchanged.
 """
-import os
 import re
 import zipfile
 
@@ -19,6 +18,7 @@ import numpy as np
 from tfvgg import configs
 from tfvgg.initializers import FromValues
 from tfvgg.summary import summary
+from tfvgg.util import atomic_open, list_mismatches
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURE = b"PK\x03\x04"
@@ -126,14 +126,8 @@ def save_npz(p, path, layout="tfvgg"):
     for name, variable in zip(p.names, p.params):
         key = name if layout == "tfvgg" else name.replace("/w", "_W").replace("/b", "_b")
         arrays[key] = variable.numpy()
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -162,12 +156,7 @@ def expected_shapes(config, arrays, input_shape=None, num_classes=None):
 
 def check_shapes(expected, arrays, source):
     """ValueError listing every missing, extra and mis-shaped tensor; None if all match."""
-    missing = [n for n in expected if n not in arrays]
-    extra = [n for n in arrays if n not in expected]
-    misshaped = [f"{n}: file {tuple(np.shape(arrays[n]))}, needed {tuple(expected[n])}"
-                 for n in expected if n in arrays and tuple(np.shape(arrays[n])) != tuple(expected[n])]
-    problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
-               ([f"unexpected {', '.join(extra)}"] if extra else []) + misshaped
+    problems = list_mismatches(expected, {n: np.shape(a) for n, a in arrays.items()}, "file", "needed")
     if problems:
         raise ValueError(f"{source} does not fit: " + "; ".join(problems))
 

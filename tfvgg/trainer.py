@@ -1,0 +1,206 @@
+"""The training loop: ``train(cfg)`` runs, or resumes, the run a ``TrainConfig`` describes.
+
+    from tfvgg.trainer import TrainConfig, train
+    final = train(TrainConfig(model="lenet", image_size=28, epochs=2, model_dir="runs/lenet"))
+
+The parts: the configuration (``tfvgg.train_config``), the compiled steps
+(``tfvgg.steps``), this loop, and what it leaves behind (``tfvgg.reporting``).
+A checkpoint is written every ``checkpoint_every`` steps and after every
+epoch; a rerun restores the latest, replays the epoch's shuffle from its seed,
+skips the batches already done and ends bit-identical to an uninterrupted run.
+"""
+import math
+import os
+import shutil
+import time
+
+import tensorflow as tf
+
+from tfvgg import configs
+from tfvgg.checkpoint import Checkpointer
+from tfvgg.data import load_dataset, to_tf_dataset
+from tfvgg.distribute import is_chief, make_strategy, task
+from tfvgg.network import inference_op
+from tfvgg.optimizers import OPTIMIZERS
+from tfvgg.params import ParamStore
+from tfvgg.precision import DynamicLossScale
+from tfvgg import reporting
+from tfvgg.steps import NonFiniteLoss, TrainState, evaluate, make_eval_step, make_train_step, network_fn
+from tfvgg.train_config import TrainConfig, check_config, check_or_write_config
+
+__all__ = ["NonFiniteLoss", "TrainConfig", "Trainer", "train"]
+
+
+def train(cfg, print_fn=print):
+    """Run (or resume) the training ``cfg`` describes; returns the final metrics row as a dict."""
+    return Trainer(cfg, print_fn).run()
+
+
+class Trainer:
+    """One run: its data, variables, optimizer and checkpoints, built from a ``TrainConfig``."""
+
+    def __init__(self, cfg, print_fn=print):
+        check_config(cfg)
+        self.cfg, self.print = cfg, print_fn
+        self.strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)   # before TensorFlow runs any op
+        self.chief = is_chief() if cfg.strategy == "multi_worker" else True
+        os.makedirs(cfg.model_dir, exist_ok=True)
+        check_or_write_config(cfg, write=self.chief)
+        tf.random.set_seed(cfg.seed)
+        if cfg.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.net = configs.get_network(cfg.model)
+        self.channels = self.net.input_shape[2]
+        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.seed)
+        self.train_x, self.train_y = self.data.train_images, self.data.train_labels
+        if cfg.train_subset:
+            self.train_x, self.train_y = self.train_x[:cfg.train_subset], self.train_y[:cfg.train_subset]
+        self.steps_per_epoch = math.ceil(len(self.train_x) / cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % self.replicas:
+            raise ValueError(f"--batch_size={cfg.batch_size} does not split evenly over {self.replicas} replicas")
+        self._build_variables()
+        logits = network_fn(self.p, self.net.name, self.data.num_classes, cfg.dtype, cfg.conv_algorithm)
+        self.train_step = make_train_step(self.strategy, self.p, logits, self.optimizer, self.state, cfg.keep_prob,
+                                          cfg.seed, self.loss_scale)
+        self.eval_step = make_eval_step(logits, cfg.image_size, self.channels)
+        worker = "" if self.chief else f".worker-{task()[1]}-"
+        self.tensorboard = reporting.TensorBoardLog(os.path.join(cfg.model_dir, f"{worker}tensorboard"))
+
+    def _build_variables(self):
+        """Store, optimizer slots, counters (mirrored under a strategy) and the checkpointer over all of them."""
+        cfg = self.cfg
+        with self.strategy.scope():
+            self.p = ParamStore(seed=cfg.seed)
+            inference_op(tf.zeros([1, cfg.image_size, cfg.image_size, self.channels]), self.p, 1.0, self.net.name,
+                         self.data.num_classes)
+            self.optimizer = make_optimizer(cfg)
+            self.optimizer.build(self.p.trainable_variables)
+            self.state = TrainState()
+            self.loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
+        extras = {"optimizer": self.optimizer, "state": self.state}
+        if self.loss_scale:
+            extras["loss_scale"] = self.loss_scale
+        self.checkpoint_dir = os.path.join(cfg.model_dir, "checkpoints")
+        # Every worker saves (saving is collective); only the chief keeps what it saved.
+        self.save_dir = (self.checkpoint_dir if self.chief
+                         else os.path.join(cfg.model_dir, f".worker-{task()[1]}-checkpoints"))
+        self.checkpointer = Checkpointer(self.p, self.save_dir, cfg.max_checkpoints, **extras)
+
+    def run(self):
+        """Restore, train the remaining epochs, report; returns the last epoch's metrics row."""
+        restored = self.checkpointer.restore(tf.train.latest_checkpoint(self.checkpoint_dir))
+        step = int(self.state.step.numpy())
+        if restored:
+            self.print(f"Resumed from {restored} (step {step} of {self.total_steps})")
+        self.print(self.describe())
+        history = reporting.read_metrics(self.cfg.model_dir, completed_epochs=step // self.steps_per_epoch)
+        for epoch in range(step // self.steps_per_epoch, self.cfg.epochs):
+            step, seconds, seen = self.run_epoch(epoch, step)
+            history.append(self.end_epoch(epoch, step, seconds, seen))
+            if self.chief:
+                reporting.write_metrics(self.cfg.model_dir, history)
+            self.save(step, epoch)
+        if not history:
+            raise RuntimeError("no epoch ran")
+        self.finish(history)
+        return history[-1]
+
+    def describe(self):
+        cfg, strategy = self.cfg, ""
+        if self.replicas > 1 or cfg.strategy != "default":
+            strategy = f", {self.replicas} replicas ({cfg.strategy})"
+        return (f"Training {self.net.description} on {self.data.name}: {len(self.train_x)} train / "
+                f"{len(self.data.test_images)} test images at {cfg.image_size}x{cfg.image_size}x{self.channels}, "
+                f"{self.p.count_params():,} parameters, {cfg.epochs} epochs of {self.steps_per_epoch} steps"
+                + strategy)
+
+    def batches(self, epoch, skip_batches):
+        """The epoch's batches, shuffled by a seed of the epoch (so a resume replays them), split over replicas."""
+        cfg = self.cfg
+        batches = to_tf_dataset(self.train_x, self.train_y, cfg.batch_size, cfg.image_size, self.channels,
+                                shuffle_seed=cfg.seed * 100003 + epoch, skip_batches=skip_batches)
+        if cfg.strategy == "default":
+            return batches
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(batches.with_options(options))
+
+    def run_epoch(self, epoch, step):
+        """Train from global ``step`` to the end of ``epoch``; returns (step, seconds, images seen)."""
+        cfg = self.cfg
+        start, seen = time.perf_counter(), 0
+        for images, labels in self.batches(epoch, skip_batches=step - epoch * self.steps_per_epoch):
+            loss, count = self.train_step(images, labels)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"loss is {loss} at step {step + 1}", epoch + 1, self.last_checkpoint)
+            step += 1
+            seen += int(count)
+            if step % cfg.log_every == 0:
+                rate = seen / (time.perf_counter() - start)
+                eta = (self.total_steps - step) * cfg.batch_size / rate
+                self.print(f"  step {step}/{self.total_steps} (epoch {epoch + 1}): loss {loss:.4f}, "
+                           f"{rate:.0f} images/s, ETA {eta:.0f} s")
+                self.tensorboard.step_loss(step, loss)
+            if step % cfg.checkpoint_every == 0:
+                self.save(step, epoch)
+        return step, time.perf_counter() - start, seen
+
+    def evaluate(self):
+        """(mean test loss, test accuracy, predictions) of the current weights."""
+        return evaluate(self.eval_step, self.data.test_images, self.data.test_labels, self.cfg.batch_size,
+                        self.cfg.image_size, self.channels)
+
+    def end_epoch(self, epoch, step, seconds, seen):
+        """Evaluate, print and log the epoch, apply the plateau rule; returns its metrics row."""
+        test_loss, test_accuracy, _ = self.evaluate()
+        train_loss, train_accuracy = self.state.epoch_means()
+        row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "train_accuracy": train_accuracy,
+               "test_loss": test_loss, "test_accuracy": test_accuracy,
+               "learning_rate": float(self.optimizer.learning_rate.numpy()), "seconds": seconds,
+               "images_per_sec": seen / seconds if seconds > 0 else 0.0}
+        self.print(f"epoch {epoch + 1}/{self.cfg.epochs}: train loss {train_loss:.4f} accuracy {train_accuracy:.4f}; "
+                   f"test loss {test_loss:.4f} accuracy {test_accuracy:.4f}; lr {row['learning_rate']:g}; "
+                   f"{row['images_per_sec']:.0f} images/s")
+        self.tensorboard.epoch(row)
+        self.state.end_epoch(test_loss, self.optimizer, self.cfg.plateau_patience, self.cfg.plateau_factor)
+        return row
+
+    @property
+    def last_checkpoint(self):
+        return tf.train.latest_checkpoint(self.checkpoint_dir)
+
+    def save(self, step, epoch):
+        """Checkpoint, unless an update overflowed (a finite loss can still leave inf weights behind)."""
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.p.params):
+            raise NonFiniteLoss(f"weights are not finite after step {step}", epoch + 1, self.last_checkpoint)
+        self.checkpointer.save(step)
+        if not self.chief:
+            shutil.rmtree(self.save_dir, ignore_errors=True)
+
+    def finish(self, history):
+        """Print the confusion matrix and the weights' checksum; the chief writes the matrix and the plots."""
+        _, _, predictions = self.evaluate()
+        names = self.data.class_names
+        matrix = reporting.confusion_matrix(self.data.test_labels, predictions, self.data.num_classes)
+        self.print("Confusion matrix (rows: true class, columns: predicted):")
+        self.print(reporting.format_confusion(matrix, names))
+        self.print(f"Weights checksum: {reporting.weights_checksum(self.p)}")
+        if not self.chief:
+            return
+        model_dir = self.cfg.model_dir
+        reporting.write_confusion(model_dir, matrix, names)
+        plots = reporting.plot_history(model_dir, history)
+        self.print(f"Metrics: {os.path.join(model_dir, 'metrics.csv')}; TensorBoard: "
+                   f"{self.tensorboard.directory}" + (f"; plots: {', '.join(plots)}" if plots else
+                                                       " (install matplotlib for PNG plots)"))
+
+
+def make_optimizer(cfg):
+    """The optimizer ``cfg`` names; SGD's weight decay defaults to the paper's 5e-4, Adam's to 0."""
+    if cfg.optimizer == "sgd":
+        decay = 5e-4 if cfg.weight_decay is None else cfg.weight_decay
+        return OPTIMIZERS["sgd"](cfg.learning_rate, cfg.momentum, decay)
+    return OPTIMIZERS["adam"](cfg.learning_rate, weight_decay=cfg.weight_decay or 0.0)
