@@ -1,6 +1,5 @@
 """Training: it learns, it stops on NaN, it survives SIGKILL, it leaves metrics, plots and events behind."""
 import csv
-import glob
 import os
 import signal
 import subprocess
@@ -32,6 +31,18 @@ def read_metrics(model_dir):
         return list(csv.DictReader(f))
 
 
+def tensorboard_scalars(log_dir):
+    """``{run: {tag: [(step, value), ...]}}`` read back with TensorBoard's own event reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    curves = {}
+    for run in sorted(os.listdir(log_dir)):
+        events = EventAccumulator(str(log_dir / run))
+        events.Reload()
+        curves[run] = {tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+                       for tag in events.Tags()["tensors"]}
+    return curves
+
+
 def test_two_epochs_learn_and_leave_everything_behind(tmp_path):
     lines = []
     final = train(quick(tmp_path), print_fn=lines.append)
@@ -45,12 +56,15 @@ def test_two_epochs_learn_and_leave_everything_behind(tmp_path):
         matrix = np.array([row[1:] for row in csv.reader(f)][1:], dtype=int)
     assert matrix.shape == (10, 10) and matrix.sum() == 359
     assert round(np.trace(matrix) / matrix.sum(), 4) == round(final["test_accuracy"], 4)
-    tags = set()
-    for events in glob.glob(str(tmp_path / "tensorboard" / "events.*")):
-        for event in tf.compat.v1.train.summary_iterator(events):
-            tags.update(v.tag for v in event.summary.value)
-    assert {"train/loss", "train/accuracy", "test/loss", "test/accuracy", "learning_rate", "images_per_sec",
-            "train/step_loss"} <= tags
+    curves = tensorboard_scalars(tmp_path / "tensorboard")
+    assert set(curves) == {"train", "test"}   # one run per split, the same tags: the curves overlay
+    assert {"loss", "accuracy"} <= set(curves["test"]) and {"loss", "accuracy"} <= set(curves["train"])
+    assert {"learning_rate", "images_per_sec", "step_loss"} <= set(curves["train"])
+    for split in ("train", "test"):
+        for metric in ("loss", "accuracy"):
+            steps, values = zip(*curves[split][metric])
+            assert list(steps) == [int(r["step"]) for r in rows]
+            assert list(values) == pytest.approx([float(r[f"{split}_{metric}"]) for r in rows], rel=1e-5)
     pytest.importorskip("matplotlib")
     for name in ("loss.png", "accuracy.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

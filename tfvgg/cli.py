@@ -37,20 +37,20 @@ class FlagSpec:
         """Define ``--name`` with this spec and ``default``; ``extra`` goes to absl (e.g. ``required=True``)."""
         bounds = {k: v for k, v in (("lower_bound", self.lower), ("upper_bound", self.upper)) if v is not None}
         if self.kind == "enum":
-            flags.DEFINE_enum(name, default, list(self.choices), self.help, flag_values, case_sensitive=False,
-                              **extra)
+            flags.DEFINE_enum(name, default, list(self.choices), self.help, flag_values=flag_values,
+                              case_sensitive=False, **extra)
         elif self.kind == "list":
-            flags.DEFINE_list(name, default, self.help, flag_values, **extra)
+            flags.DEFINE_list(name, default, self.help, flag_values=flag_values, **extra)
             if self.choices:
                 flags.register_validator(name, lambda v: all(x in self.choices for x in v),
                                          f"--{name} takes a comma-separated subset of {', '.join(self.choices)}",
-                                         flag_values)
+                                         flag_values=flag_values)
         elif self.kind == "path":
-            flags.DEFINE(_PathParser(), name, default, self.help, flag_values, **extra)
+            flags.DEFINE(_PathParser(), name, default, self.help, flag_values=flag_values, **extra)
         elif self.kind in ("integer", "float"):
-            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values, **bounds, **extra)
+            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values=flag_values, **bounds, **extra)
         else:
-            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values, **extra)
+            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values=flag_values, **extra)
 
 
 class _PathParser(flags.ArgumentParser):
