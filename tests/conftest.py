@@ -18,5 +18,7 @@ def random_images(rng, shape, scale=1.0):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running (subprocesses, fresh installs); `make test-slow` runs "
+                            "them and CI runs both lanes")
     # Keras' own np.array(x) call under NumPy 2; not ours, and noisy in every Keras test.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")

@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from tfvgg import checkpoint, distribute
 
+pytestmark = pytest.mark.slow   # every test here starts two or more TensorFlow processes
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
 TWO_STEPS = ["--model=lenet", "--image_size=28", "--batch_size=32", "--epochs=1", "--train_subset=64",

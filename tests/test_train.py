@@ -102,6 +102,7 @@ def run_train(model_dir, wait=True):
     return subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path):
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
     process = run_train(killed_dir, wait=False)
@@ -159,6 +160,7 @@ def test_mixed_precision_training_keeps_float32_weights(tmp_path, precision):
     assert any(name.startswith("loss_scale/") for name in saved) == (precision == "fp16")
 
 
+@pytest.mark.slow   # XLA compiles every layer shape's Winograd forward and gradients: about a minute
 def test_winograd_training_follows_the_direct_one(tmp_path):
     """Same seed and data: Winograd forward and gradients give the direct run's losses and weights.
 

@@ -43,6 +43,7 @@ def test_configuration_tables_are_generated_not_typed():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["custom_net.py", "lenet_mnist.py", "vgg11_fashion_mnist.py",
                                     "alexnet_flowers.py"])
 def test_example_runs_in_quick_mode(tmp_path, script):

@@ -41,16 +41,7 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
     """
     net = configs.get_network(config)
     check_keep_prob(keep_prob)
-    if data_format not in DATA_FORMATS:
-        raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank != 4:
-        layout = "[N, H, W, C]" if data_format == "NHWC" else "[N, C, H, W]"
-        raise ValueError(f"{net.name} expects images of rank 4 ({layout}); got shape {images.shape}")
-    if not images.dtype.is_floating:
-        raise TypeError(f"{net.name} expects float images; got {images.dtype.name} (cast and scale them first)")
-    if dtype is not None:
-        images = tf.cast(images, dtype)
+    images = _checked_images(net, images, data_format, dtype)
     if pooling not in POOLINGS or (pooling and include_top):
         raise ValueError(f"pooling must be None, 'avg' or 'max', and only with include_top=False; got {pooling!r}")
     image_hwc = _hwc(images.shape[1:], data_format)
@@ -90,12 +81,7 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         previous = layer
 
     if not include_top:
-        spatial_axes = (1, 2) if data_format == "NHWC" else (2, 3)
-        if pooling == "avg":
-            x = tf.reduce_mean(x, axis=spatial_axes)
-        elif pooling == "max":
-            x = tf.reduce_max(x, axis=spatial_axes)
-        features = tf.cast(x, tf.float32)
+        features = _pooled_features(x, pooling, data_format)
         return (features, endpoints) if return_endpoints else features
     logits = tf.cast(x, tf.float32)
     softmax = tf.nn.softmax(logits)
@@ -121,6 +107,29 @@ def vgg16(images, p, keep_prob=1.0, num_classes=None, **kwargs):
 def vgg19(images, p, keep_prob=1.0, num_classes=None, **kwargs):
     """VGG-19 (configuration E)."""
     return inference_op(images, p, keep_prob, "E", num_classes, **kwargs)
+
+
+def _checked_images(net, images, data_format, dtype):
+    """``images`` as a float tensor of rank 4 in the compute dtype; ValueError/TypeError naming the network."""
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}; got {data_format!r}")
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+        layout = "[N, H, W, C]" if data_format == "NHWC" else "[N, C, H, W]"
+        raise ValueError(f"{net.name} expects images of rank 4 ({layout}); got shape {images.shape}")
+    if not images.dtype.is_floating:
+        raise TypeError(f"{net.name} expects float images; got {images.dtype.name} (cast and scale them first)")
+    return images if dtype is None else tf.cast(images, dtype)
+
+
+def _pooled_features(x, pooling, data_format):
+    """The last feature map as float32, pooled over H and W to ``[N, C]`` with "avg" or "max"."""
+    spatial_axes = (1, 2) if data_format == "NHWC" else (2, 3)
+    if pooling == "avg":
+        x = tf.reduce_mean(x, axis=spatial_axes)
+    elif pooling == "max":
+        x = tf.reduce_max(x, axis=spatial_axes)
+    return tf.cast(x, tf.float32)
 
 
 def _hwc(shape, data_format):

@@ -56,7 +56,8 @@ class Summary:
         lines = [header, f"{'layer':<10} {'type':<12} {'output':>14} {'params':>13} {'mult-adds':>15}"]
         lines.append("-" * len(lines[1]))
         for r in self.rows:
-            lines.append(f"{r.name:<10} {r.kind:<12} {format_shape(r.output_shape):>14} {r.params:>13,} {r.mult_adds:>15,}")
+            lines.append(f"{r.name:<10} {r.kind:<12} {format_shape(r.output_shape):>14} {r.params:>13,} "
+                         f"{r.mult_adds:>15,}")
         lines.append("-" * len(lines[1]))
         lines.append(f"{'total':<10} {'':<12} {'':>14} {self.total_params:>13,} {self.total_mult_adds:>15,}")
         lines.append(f"{self.total_params / 1e6:.2f} M parameters, {self.total_mult_adds / 1e9:.2f} G multiply-adds "
@@ -65,7 +66,8 @@ class Summary:
 
     def explain(self):
         """The table with its arithmetic: every number as the product that gives it, and receptive fields."""
-        lines = [f"{self.description or self.network}: input {format_shape(self.input_shape)}, {self.num_classes} classes",
+        lines = [f"{self.description or self.network}: input {format_shape(self.input_shape)}, "
+                 f"{self.num_classes} classes",
                  "receptive field: input pixels (per axis) that one output unit depends on"]
         for r in self.rows:
             field = f"{r.receptive_field}x{r.receptive_field}" if r.receptive_field else "whole image"
