@@ -9,6 +9,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tfvgg  # noqa: E402
+from tfvgg.util import atomic_write  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configurations.md")
 VGG = ("A", "A-LRN", "B", "C", "D", "E")
@@ -70,9 +71,7 @@ def main():
                 print(f"{OUT} is out of date: run python docs/make_tables.py")
                 return 1
         return 0
-    with open(OUT + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(OUT + ".tmp", OUT)
+    atomic_write(OUT, text)
     print(f"wrote {OUT}")
     return 0
 
