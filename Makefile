@@ -22,9 +22,10 @@ $(VENV)/.installed-$(TF_EXTRA): setup.py pyproject.toml
 bench: install
 	$(PY) -m benchmarks.vgg16 $(BENCH_FLAGS)
 
-# The fast lane (a few minutes); the slow lane holds what must stay long; CI runs both.
+# The fast lane, one worker per core (a test file stays on one worker, sharing its compiled graphs); the slow
+# lane holds what must stay long, one test at a time (several start TensorFlow processes); CI runs both.
 test: install
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n auto --dist loadfile -m "not slow" tests
 
 test-slow: install
 	$(PY) -m pytest -q -m slow tests

@@ -48,7 +48,7 @@ setup(
         "cpu": [f"tensorflow-cpu{TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]{TF_VERSION}"],
         "train": TRAIN,
-        "test": ["pytest>=8", *TRAIN],
+        "test": ["pytest>=8", "pytest-xdist>=3", *TRAIN],   # xdist: the fast lane on every core
     },
     entry_points={"console_scripts": [
         "tfvgg-train = tfvgg.train:run",

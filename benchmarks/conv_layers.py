@@ -6,12 +6,12 @@ Shows which kernel holds a whole-network pass back.
 """
 import sys
 
-from absl import app, flags
+from absl import flags
 import tensorflow as tf
 
 import tfvgg
 from tfvgg import winograd
-from tfvgg.cli import fail, parse_flags_or_exit
+from tfvgg import cli
 from benchmarks import timing
 from tfvgg.precision import compute_dtype
 
@@ -97,8 +97,7 @@ def time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats=5):
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    cli.no_positional_arguments(argv)
     tf.get_logger().setLevel("ERROR")  # one tf.function per kernel is intended; no retracing warnings
     net = tfvgg.get_network(FLAGS.model)
     image_size = FLAGS.image_size or net.input_shape[0]
@@ -139,12 +138,20 @@ def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=pr
         print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} " + " | ".join(cells))
 
 
+def define_flags():
+    cli.MODEL.define("model", "D")
+    cli.BATCH_SIZE.define("batch_size", 8)
+    cli.IMAGE_SIZE.define("image_size", None)
+    cli.PRECISION.define("precision", "fp32")
+    cli.FlagSpec("integer", "Timed runs per kernel (the best counts).", lower=1).define("repeats", 5)
+    cli.FlagSpec("list", "Instead: time relu(conv + bias) with these algorithms against direct (winograd2, "
+                 "winograd4).", ("winograd2", "winograd4")).define("algorithms", [])
+
+
+def run():
+    """``tfvgg-conv-layers``: the console script."""
+    cli.run(main, define_flags)
+
+
 if __name__ == "__main__":
-    flags.DEFINE_enum("model", "D", tfvgg.network_names(), "Network whose layers to time.", case_sensitive=False)
-    flags.DEFINE_integer("batch_size", 8, "Images per batch.", lower_bound=1)
-    flags.DEFINE_integer("image_size", None, "Image height and width (default: the network's).", lower_bound=1)
-    flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16"], "Compute precision.")
-    flags.DEFINE_integer("repeats", 5, "Timed runs per kernel (the best counts).", lower_bound=1)
-    flags.DEFINE_list("algorithms", [], "Instead: time relu(conv + bias) with these algorithms against direct "
-                      "(winograd2, winograd4).")
-    app.run(main, flags_parser=parse_flags_or_exit)
+    run()

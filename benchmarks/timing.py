@@ -11,6 +11,7 @@ device has finished (fetch a small result with ``.numpy()``).
 """
 import math
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ class Timing:
     @property
     def best(self):
         return min(self.durations)
+
+    @property
+    def median(self):
+        return statistics.median(self.durations)
 
     def describe(self, info=""):
         prefix = f"{info} across {self.count} steps, " if info else ""

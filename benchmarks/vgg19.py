@@ -1,13 +1,19 @@
 """Time VGG-19 forward and forward-backward passes: ``python -m benchmarks.vgg19 --batch_size=32``.
 
-Every flag: ``python -m benchmarks.vgg19 --help``; the timing itself lives in ``benchmarks.cnn``.
+Every flag: ``python -m benchmarks.vgg19 --help``; the command line lives in ``benchmarks.cnn``.
 """
-from absl import app, flags
-
 from benchmarks import cnn
-from tfvgg.cli import parse_flags_or_exit
+from tfvgg import cli
+
+
+def define_flags():
+    cnn.define_flags(default_model="E")
+
+
+def run():
+    """``tfvgg-bench-vgg19``: the console script."""
+    cli.run(cnn.main, define_flags)
+
 
 if __name__ == "__main__":
-    cnn.define_flags(default_model="E")
-    flags.adopt_module_key_flags(cnn)   # --help lists the benchmark's flags, not only --helpfull
-    app.run(cnn.main, flags_parser=parse_flags_or_exit)
+    run()

@@ -40,7 +40,8 @@ class FlagSpec:
             flags.DEFINE_enum(name, default, list(self.choices), self.help, flag_values=flag_values,
                               case_sensitive=False, **extra)
         elif self.kind == "list":
-            flags.DEFINE_list(name, default, self.help, flag_values=flag_values, **extra)
+            flags.DEFINE_list(name, None if default is None else list(default), self.help, flag_values=flag_values,
+                              **extra)
             if self.choices:
                 flags.register_validator(name, lambda v: all(x in self.choices for x in v),
                                          f"--{name} takes a comma-separated subset of {', '.join(self.choices)}",

@@ -1,0 +1,129 @@
+"""Measuring: each pass of tfvgg and its peers timed interleaved in one process; returns plain data.
+
+Progress lines are printed while timing (a run takes minutes); the tables of the
+final report are ``benchmarks.report``'s, over what ``run_benchmark`` returns.
+"""
+import dataclasses
+import datetime
+
+import tensorflow as tf
+
+from benchmarks import contestants, results, timing
+from tfvgg.precision import compute_dtype
+
+PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes}
+PASS_TITLES = {"forward": "Forward", "forward_backward": "Forward-backward", "train": "Train step"}
+ONE_REPLICA = "tfvgg_1replica"
+
+
+def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096,
+                  profile_dir=None, strategy=None):
+    """Time ``passes`` for tfvgg and ``peers``; returns the results dict (fields: BUILD.md, "Results as data").
+
+    ``counts``: ``{"num_batches": N, "num_warmup_batches": W}``. With a multi-replica ``strategy``, tfvgg runs
+    data-parallel on the global batch and once more on one replica's share alone, for the scaling efficiency;
+    the peers (one device each) are then skipped. Running out of memory ends the run with ``results["error"]``.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    device = workload.device.lstrip("/")
+    print_fn(f"Probing the {device} matmul peak in {workload.precision} ...")
+    peak = timing.matmul_peak_flops(compute_dtype(workload.precision), n=probe_size, device=workload.device)
+    print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
+    runs, batch_of, skipped = build_contestants(workload, passes, peers, strategy, print_fn)
+    out = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": skipped,
+           "replicas": strategy.num_replicas_in_sync}
+    flops_per_image = {"forward": 2.0 * model_summary.total_mult_adds}
+    flops_per_image["forward_backward"] = flops_per_image["train"] = 3 * flops_per_image["forward"]
+    for pass_name in passes:
+        try:
+            timings, memory = time_pass(pass_name, runs, workload, counts, display_every, print_fn)
+        except tf.errors.ResourceExhaustedError:
+            out["error"] = (f"out of memory on {device} during {PASS_TITLES[pass_name].lower()} with --batch_size="
+                            f"{workload.batch_size}; try --batch_size={max(1, workload.batch_size // 2)} "
+                            f"or --precision=bf16/fp16")
+            print_fn(out["error"])
+            break
+        entries = {name: results.pass_entry(t, batch_of[name], flops_per_image[pass_name] * batch_of[name], peak)
+                   for name, t in timings.items()}
+        for name, entry in entries.items():
+            print_fn(f"  {datetime.datetime.now():%Y-%m-%d %H:%M:%S}: {name} "
+                     f"{timings[name].describe(PASS_TITLES[pass_name])}, {entry['images_per_sec']:.2f} images/s, "
+                     f"{entry['tflops']:.3f} TFLOP/s, {entry['peak_fraction']:.2f} of peak")
+        record_pass(out, pass_name, entries, memory, print_fn)
+    if profile_dir and "error" not in out:
+        profile(runs["tfvgg"], passes, profile_dir)
+        print_fn(f"Profile of 2 batches per pass written to {profile_dir} (tensorboard --logdir {profile_dir})")
+    return out
+
+
+def build_contestants(workload, passes, peers, strategy, print_fn=print):
+    """(``{name: {pass: run}}``, ``{name: images per batch}``, ``{peer: why skipped}``); tfvgg comes first."""
+    builders = {"tfvgg": lambda w, p: contestants.tfvgg_passes(w, p, strategy)}
+    batch_of = {"tfvgg": workload.batch_size}
+    skipped = {}
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        one = dataclasses.replace(workload, batch_size=workload.batch_size // replicas,
+                                  device=strategy.extended.worker_devices[0])
+        builders[ONE_REPLICA] = lambda w, p: contestants.tfvgg_passes(one, p)
+        batch_of[ONE_REPLICA] = one.batch_size
+        skipped.update({peer: "peers run on one device; compare with tfvgg on one replica" for peer in peers})
+    else:
+        builders.update({name: PEERS[name] for name in peers})
+        batch_of.update({name: workload.batch_size for name in peers})
+    runs = {}
+    for name, build in builders.items():
+        try:
+            runs[name] = build(workload, passes)
+        except contestants.PeerUnavailable as e:
+            skipped[name] = str(e)
+            print_fn(f"  skipping {name}: {e}")
+    return runs, batch_of, skipped
+
+
+def time_pass(pass_name, runs, workload, counts, display_every, print_fn=print):
+    """``({name: timing.Timing}, (peak memory bytes, what it measures))`` of one pass, contestants interleaved."""
+    device = workload.device.lstrip("/")
+    timing.reset_peak_memory(device)
+    contenders = {name: run[pass_name] for name, run in runs.items()}
+    print_fn(f"{PASS_TITLES[pass_name]}: {counts['num_warmup_batches']} warm-up + {counts['num_batches']} timed "
+             f"batches of {workload.batch_size}"
+             + (f" ({', '.join(contenders)} interleaved)" if len(contenders) > 1 else ""))
+    timings = timing.time_contestants(contenders, counts["num_batches"], counts["num_warmup_batches"],
+                                      log_every=display_every, print_fn=print_fn, label="  ")
+    return timings, timing.peak_memory_bytes(device)
+
+
+def record_pass(out, pass_name, entries, memory, print_fn=print):
+    """File one pass's entries into ``out``: tfvgg's, the peers' with their ratio, the scaling of replicas."""
+    memory_bytes, memory_kind = memory
+    replicas = out["replicas"]
+    tfvgg = out[pass_name] = {**entries["tfvgg"], "peak_memory_bytes": memory_bytes,
+                              "peak_memory_kind": memory_kind}
+    if replicas > 1:
+        tfvgg["images_per_sec_per_replica"] = tfvgg["images_per_sec"] / replicas
+    for name, entry in entries.items():
+        if name == ONE_REPLICA:
+            total, one = tfvgg["images_per_sec"], entry["images_per_sec"]
+            scaling = out.setdefault("scaling", {})[pass_name] = {
+                "replicas": replicas, "images_per_sec": total, "images_per_sec_per_replica": total / replicas,
+                "one_replica_images_per_sec": one, "efficiency": total / (replicas * one)}
+            print_fn(f"  scaling over {replicas} replicas: {total:.2f} images/s in all, "
+                     f"{scaling['images_per_sec_per_replica']:.2f} per replica, {one:.2f} on one replica alone: "
+                     f"efficiency {scaling['efficiency']:.2f}")
+        elif name != "tfvgg":
+            entry["ratio"] = tfvgg["images_per_sec"] / entry["images_per_sec"]
+            out["compare"].setdefault(name, {})[pass_name] = entry
+    print_fn(f"  peak memory ({memory_kind}): {memory_bytes / 2 ** 20:,.0f} MiB")
+
+
+def profile(runs, passes, profile_dir, batches=2):
+    """Trace ``batches`` batches of each pass with the TensorFlow profiler (untimed)."""
+    tf.profiler.experimental.start(profile_dir)
+    try:
+        for pass_name in passes:
+            for step in range(batches):
+                with tf.profiler.experimental.Trace(pass_name, step_num=step, _r=1):
+                    runs[pass_name]()
+    finally:
+        tf.profiler.experimental.stop()
