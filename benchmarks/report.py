@@ -61,7 +61,7 @@ def results_table(results, passes):
 def run_label(results):
     """``VGG-16 fp32 auto, batch 8`` from a result's model and flags."""
     f = results["flags"]
-    name = tfvgg.get_network(results["model"]).description or results["model"]
+    name = (tfvgg.get_network(results["model"]).description or results["model"]).split(",")[0]
     return f"{name} {f['precision']} {f['conv_algorithm']}, batch {f['batch_size']}"
 
 
@@ -80,6 +80,7 @@ def markdown_table(runs):
                          + f"{tfvgg_entry['images_per_sec']:.2f} | {tfvgg_entry['tflops']:.3f} | "
                            f"{tfvgg_entry['peak_fraction']:.2f} | "
                          + "".join(f"{e['ratio']:.2f}x | " if e else "- | " for e in entries))
+    lines = [line.rstrip() for line in lines]
     machines = sorted({f"{r['device_name']}, TensorFlow {r['tf_version']}, tfvgg {r['tfvgg_version']}" for r in runs})
     dates = sorted(r["timestamp"][:10] for r in runs)
     lines.append("")

@@ -1,0 +1,113 @@
+"""Results as data and the report over them: the JSON's fields, markdown tables, docs regenerated and checked."""
+import datetime
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+import tfvgg
+from benchmarks import contestants, measure, report, results, timing
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def entry(seconds, images=8, peak=1e12):
+    return results.pass_entry(timing.Timing(list(seconds)), images, 2e11 * images, peak)
+
+
+def fake_run(model="D", batch=8, keras_seconds=(0.5, 0.7), day="2026-11-25"):
+    """A results dict as the benchmark writes it, with tfvgg at 0.4 s per batch forward."""
+    tfvgg_forward, keras_forward = entry([0.4, 0.4]), entry(keras_seconds)
+    keras_forward["ratio"] = tfvgg_forward["images_per_sec"] / keras_forward["images_per_sec"]
+    measured = {"forward": tfvgg_forward, "compare": {"keras": {"forward": keras_forward}}, "skipped": {},
+                "peak_tflops": 1.0, "replicas": 1}
+    summary = tfvgg.summary(model, (224, 224, 3), print_fn=None)
+    flags = {"batch_size": batch, "precision": "fp32", "conv_algorithm": "auto"}
+    now = datetime.datetime.fromisoformat(day + "T10:00:00+00:00")
+    return results.with_run_metadata(measured, summary, "/CPU:0", "Test CPU, 2 cores", flags, now=now)
+
+
+def test_a_pass_keeps_every_batch_and_derives_the_rest():
+    e = entry([0.3, 0.5, 0.4, 1.0], images=8)
+    assert e["seconds_per_batch"] == [0.3, 0.5, 0.4, 1.0] and e["num_batches"] == 4
+    assert e["seconds_per_batch_median"] == pytest.approx(0.45) and e["seconds_per_batch_best"] == 0.3
+    assert e["seconds_per_batch_mean"] == pytest.approx(0.55)
+    assert e["images_per_sec"] == pytest.approx(8 / 0.55) and e["tflops"] == pytest.approx(1.6 / 0.55)
+
+
+def test_run_metadata_names_version_time_and_flags():
+    run = fake_run()
+    assert run["tfvgg_version"] == tfvgg.__version__ and run["timestamp"] == "2026-11-25T10:00:00Z"
+    assert run["model"] == "D" and run["parameters"] == 138_357_544 and run["flags"]["batch_size"] == 8
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", results.with_run_metadata(
+        {}, tfvgg.summary("lenet", print_fn=None), "CPU:0", "x", {})["timestamp"])
+
+
+def test_a_real_tiny_run_records_each_batch():
+    w = contestants.Workload(model="lenet", batch_size=2, image_size=32, channels=1, num_classes=10)
+    s = tfvgg.summary("lenet", (32, 32, 1), 10, print_fn=None)
+    out = measure.run_benchmark(w, s, {"num_batches": 3, "num_warmup_batches": 1}, ["forward"], [],
+                                display_every=1, print_fn=lambda *_: None, probe_size=64)
+    seconds = out["forward"]["seconds_per_batch"]
+    assert len(seconds) == 3 and out["forward"]["seconds_per_batch_median"] == statistics.median(seconds)
+    assert out["forward"]["seconds_per_batch_mean"] == pytest.approx(sum(seconds) / 3)
+
+
+def test_markdown_table_cells():
+    table = report.markdown_table([fake_run()])
+    lines = table.splitlines()
+    assert lines[0] == ("| run | pass | tfvgg s/batch | keras s/batch | tfvgg images/s | TFLOP/s | of peak | "
+                        "tfvgg / keras |")
+    # tfvgg 0.4 s, keras 0.6 s on average: 20 vs 13.33 images/s, 1.50x; 1.6e12 FLOP per batch / 0.4 s = 4 TFLOP/s
+    assert lines[2] == ("| VGG-16 fp32 auto, batch 8 | forward | 0.400 +/- 0.000 | 0.600 +/- 0.141 | 20.00 | "
+                        "4.000 | 4.00 | 1.50x |")
+    assert lines[-1] == "Measured on Test CPU, 2 cores, TensorFlow " + results.tf.__version__ + \
+        f", tfvgg {tfvgg.__version__}; 2026-11-25."
+
+
+def write_run(path, run):
+    results.write_results(str(path), run)
+    return os.path.relpath(path)
+
+
+def test_docs_tables_are_regenerated_and_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = write_run(tmp_path / "a.json", fake_run())
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"# Results\n\n<!-- benchmark-table: {a} -->\nold numbers\n<!-- /benchmark-table -->\nafter\n")
+    assert report.update_docs([str(doc)], check=True) == str(doc)
+    assert report.update_docs([str(doc)]) is None
+    text = doc.read_text()
+    assert "old numbers" not in text and "| VGG-16 fp32 auto, batch 8 | forward |" in text
+    assert text.endswith("<!-- /benchmark-table -->\nafter\n")
+    assert report.update_docs([str(doc)], check=True) is None   # current now
+    write_run(tmp_path / "a.json", fake_run(keras_seconds=(1.2, 1.2)))   # a new measurement makes it stale
+    assert report.update_docs([str(doc)], check=True) == str(doc)
+
+
+def test_an_unclosed_marker_or_a_foreign_file_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="has no <!-- /benchmark-table -->"):
+        report.regenerate("<!-- benchmark-table: a.json -->\n| x |\n")
+    (tmp_path / "other.json").write_text(json.dumps({"forward": 1}))
+    with pytest.raises(ValueError, match="not a tfvgg benchmark result"):
+        results.load_results("other.json")
+
+
+def test_report_command_exit_codes(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- benchmark-table: missing.json -->\n<!-- /benchmark-table -->\n")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, "-m", "benchmarks.report", "--check", str(doc)], cwd=str(tmp_path),
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "results file not found: missing.json" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_repository_tables_match_their_result_files(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert report.update_docs(["README.md", "docs/measurements.md"], check=True) is None
