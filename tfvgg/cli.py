@@ -48,10 +48,9 @@ class FlagSpec:
                                          flag_values=flag_values)
         elif self.kind == "path":
             flags.DEFINE(_PathParser(), name, default, self.help, flag_values=flag_values, **extra)
-        elif self.kind in ("integer", "float"):
-            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values=flag_values, **bounds, **extra)
-        else:
-            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values=flag_values, **extra)
+        else:   # string, boolean, integer, float (the last two with their bounds)
+            getattr(flags, f"DEFINE_{self.kind}")(name, default, self.help, flag_values=flag_values, **bounds,
+                                                  **extra)
 
 
 class _PathParser(flags.ArgumentParser):
