@@ -19,6 +19,7 @@ from benchmarks.measure import run_benchmark  # noqa: F401 - the library entry p
 from tfvgg import cli
 from tfvgg.cli import FlagSpec, option
 from tfvgg.distribute import make_strategy
+from tfvgg.ops import nchw_supported
 from tfvgg.precision import compute_dtype
 from tfvgg.winograd import check_precision
 
@@ -83,9 +84,13 @@ def resolve_workload(cfg):
         model_summary = tfvgg.summary(net, (image_size, image_size, channels), cfg.num_classes, print_fn=None)
     except ValueError as e:
         raise UsageError(f"--image_size={image_size}: {e}") from None
+    data_format = cfg.data_format or ("NCHW" if on_gpu else "NHWC")
+    if data_format == "NCHW" and not on_gpu and not nchw_supported():
+        raise UsageError("--data_format=NCHW: this TensorFlow has no NCHW convolution on this CPU (oneDNN is off; "
+                         "TF_ENABLE_ONEDNN_OPTS=1 turns it on)")
     workload = contestants.Workload(
         model=net.name, batch_size=cfg.batch_size, image_size=image_size, channels=channels,
-        num_classes=model_summary.num_classes, data_format=cfg.data_format or ("NCHW" if on_gpu else "NHWC"),
+        num_classes=model_summary.num_classes, data_format=data_format,
         precision=cfg.precision, xla=cfg.xla, device="/GPU:0" if on_gpu else "/CPU:0",
         conv_algorithm=cfg.conv_algorithm)
     counts = {

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 import tfvgg
+from tfvgg.ops import nchw_supported
 from tests.conftest import random_images
 
 SMALL_INPUTS = {"lenet": (28, 28, 1), "alexnet": (64, 64, 3), "vgg11_small": (28, 28, 1)}
@@ -85,16 +86,7 @@ def test_store_built_eagerly_then_tf_function_traces_exactly_once(rng):
     assert forward.experimental_get_tracing_count() == 1
 
 
-def _nchw_supported():
-    try:
-        tf.nn.conv2d(tf.zeros([1, 1, 4, 4]), tf.zeros([3, 3, 1, 1]), 1, "SAME", data_format="NCHW")
-        tf.nn.max_pool2d(tf.zeros([1, 1, 4, 4]), 2, 2, "SAME", data_format="NCHW")
-        return True
-    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.NotFoundError):
-        return False
-
-
-@pytest.mark.skipif(not _nchw_supported(), reason="this TensorFlow build has no NCHW conv/pool kernel on this device")
+@pytest.mark.skipif(not nchw_supported(), reason="this TensorFlow build has no NCHW conv/pool kernel on this device")
 @pytest.mark.parametrize("config", ["D", "alexnet"])
 def test_nchw_equals_nhwc(rng, config):
     h, w, c = SMALL_INPUTS.get(config, (32, 32, 3))

@@ -9,6 +9,7 @@ Conventions shared by every primitive:
   * ``p``: a ``ParamStore``; a layer's variables are ``"<name>/w"`` and
     ``"<name>/b"``.
 """
+import functools
 import zlib
 
 import tensorflow as tf
@@ -156,6 +157,23 @@ def flatten_op(input_op, name="flatten", *, data_format="NHWC"):
     if data_format == "NCHW":
         x = tf.transpose(x, (0, 2, 3, 1))
     return tf.reshape(x, (-1, x.shape[1:].num_elements()), name=name)
+
+
+@functools.lru_cache(maxsize=None)
+def nchw_supported(device="/CPU:0"):
+    """Whether TensorFlow has NCHW convolution and pooling kernels on ``device``.
+
+    GPUs have them; on a CPU only oneDNN does, and TensorFlow turns oneDNN on by
+    default only on CPUs with AVX-512 VNNI/BF16 or AMX (``TF_ENABLE_ONEDNN_OPTS=1``
+    turns it on elsewhere, e.g. on AVX2-only CPUs).
+    """
+    try:
+        with tf.device(device), tf.init_scope():
+            tf.nn.conv2d(tf.zeros([1, 1, 4, 4]), tf.zeros([3, 3, 1, 1]), 1, "SAME", data_format="NCHW")
+            tf.nn.max_pool2d(tf.zeros([1, 1, 4, 4]), 2, 2, "SAME", data_format="NCHW")
+        return True
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.NotFoundError):
+        return False
 
 
 def check_keep_prob(keep_prob):
