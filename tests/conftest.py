@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Deterministic algorithm choices: "auto" follows winograd.choose's fixed rule unless a test turns tuning on
+# (tests/test_autotune.py, with a cache of its own). Subprocesses inherit this.
+os.environ["TFVGG_AUTOTUNE"] = "0"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -12,8 +12,13 @@ coefficients below, and each layer runs as a ``tf.function(jit_compile=True)``
 so XLA fuses them (unfused, their memory traffic costs more than the saved
 multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
 ``conv_bias_relu`` has its own Winograd gradient (faster here).
+
+F(6x6, 3x3) (5.06x fewer multiplications) has no table in the paper; its
+matrices come from the Toom-Cook construction in ``toom_cook_transforms``.
 """
+import fractions
 import functools
+import math
 
 import tensorflow as tf
 
@@ -32,7 +37,49 @@ TRANSFORMS = {
         AT=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
     ),
 }
-ALGORITHMS = {"winograd2": 2, "winograd4": 4}
+
+
+def _polynomial_product(a, b):
+    """Coefficients (lowest power first) of the product of two polynomials."""
+    out = [fractions.Fraction(0)] * (len(a) + len(b) - 1)
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            out[i + j] += x * y
+    return out
+
+
+def toom_cook_transforms(m, points, r=3):
+    """``dict(BT, G, AT)`` of F(m x m, r x r) from ``m + r - 2`` distinct interpolation points (and infinity).
+
+    Winograd's correlation is the transpose of Toom-Cook polynomial multiplication:
+    AT[i][j] = a_j^i (the outputs), G[j][k] = a_j^k / prod_{l != j}(a_j - a_l) (the
+    filters) and BT row j = the coefficients of prod_{l != j}(x - a_l), the last
+    row those of prod_l (x - a_l) (the point at infinity). Each BT row is scaled to
+    integers and G's row divided by the same factor. Computed in exact fractions.
+    """
+    alpha, points = m + r - 1, [fractions.Fraction(p) for p in points]
+    if len(points) != alpha - 1 or len(set(points)) != len(points):
+        raise ValueError(f"F({m}, {r}) needs {alpha - 1} distinct points; got {len(points)}")
+    at = [[a ** i for a in points] + [int(i == m - 1)] for i in range(m)]
+    bt, g, full = [], [], [fractions.Fraction(1)]
+    for j, a in enumerate(points):
+        row, denominator = [fractions.Fraction(1)], fractions.Fraction(1)
+        for l, b in enumerate(points):
+            if l != j:
+                row, denominator = _polynomial_product(row, [-b, 1]), denominator * (a - b)
+        scale = math.lcm(*(c.denominator for c in row))
+        bt.append([c * scale for c in row] + [0])
+        g.append([a ** k / denominator / scale for k in range(r)])
+        full = _polynomial_product(full, [-a, 1])
+    bt.append(full)
+    g.append([0] * (r - 1) + [1])
+    as_floats = lambda rows: [[float(c) for c in row] for row in rows]  # noqa: E731
+    return dict(BT=as_floats(bt), G=as_floats(g), AT=as_floats(at))
+
+
+# The points of F(6x6, 3x3) as in Lavin & Gray's successors (wincnn): small, and symmetric, for low float error.
+TRANSFORMS[6] = toom_cook_transforms(6, (0, 1, -1, 2, -2, fractions.Fraction(1, 2), fractions.Fraction(-1, 2)))
+ALGORITHMS = {"winograd2": 2, "winograd4": 4, "winograd6": 6}
 # choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU; Winograd input
 # and weight gradients, batches in cache-sized chunks). Filters transformed on every call (training, or inference
 # without an inference copy): F(4x4) beat direct in the forward and the forward-backward pass from 128 -> 128
@@ -69,44 +116,44 @@ def _tiles(size, m):
 def input_transform(x, m):
     """NHWC ``x`` ``[N, H, W, C]`` -> ``V = B^T d B`` of every (m+2)^2 input tile, ``[(m+2)^2, N*th*tw, C]``.
 
-    Tiles overlap by 2; the input is zero-padded by 1 (SAME) and up to whole m x m output tiles.
+    Tiles overlap by 2; the input is zero-padded by 1 (SAME) and up to whole m x m output tiles. Separable: B^T
+    along H on strided rows of the whole image, then along W, so each stage's terms are computed once (one nested
+    sum per tile element cost (m+2)^4 terms; measured on F(4x4), 56x56x128, batch 8: 1.55x slower, 1.6x the
+    compile time).
     """
     bt, alpha = TRANSFORMS[m]["BT"], m + 2
     _, h, w, c = x.shape
     tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
     padded = tf.pad(x, ((0, 0), (1, tiles_h * m + 1 - h), (1, tiles_w * m + 1 - w), (0, 0)))
-    # d[i][j]: element (i, j) of every input tile, [N, tiles_h, tiles_w, C], as a strided slice.
-    d = [[padded[:, i:i + m * (tiles_h - 1) + 1:m, j:j + m * (tiles_w - 1) + 1:m, :] for j in range(alpha)]
-         for i in range(alpha)]
-    rows = [[_weighted_sum((bt[b][j], d[i][j]) for j in range(alpha)) for b in range(alpha)] for i in range(alpha)]
-    v = tf.stack([_weighted_sum((bt[a][i], rows[i][b]) for i in range(alpha))
-                  for a in range(alpha) for b in range(alpha)])                 # [alpha^2, N, th, tw, C]
-    return tf.reshape(v, (alpha * alpha, -1, c))
+    rows = [padded[:, i:i + m * (tiles_h - 1) + 1:m, :, :] for i in range(alpha)]   # row i of every tile row
+    along_h = [_weighted_sum((bt[a][i], rows[i]) for i in range(alpha)) for a in range(alpha)]
+    v = []
+    for a in range(alpha):
+        cols = [along_h[a][:, :, j:j + m * (tiles_w - 1) + 1:m, :] for j in range(alpha)]
+        v += [_weighted_sum((bt[b][j], cols[j]) for j in range(alpha)) for b in range(alpha)]
+    return tf.reshape(tf.stack(v), (alpha * alpha, -1, c))                       # [alpha^2, N*th*tw, C]
 
 
 def output_transform(mm, n, h, w, m):
-    """``M`` ``[(m+2)^2, N*th*tw, K]`` -> ``Y = A^T M A`` assembled into NHWC ``[N, H, W, K]``."""
-    at, alpha = TRANSFORMS[m]["AT"], m + 2
+    """``M`` ``[(m+2)^2, N*th*tw, K]`` -> ``Y = A^T M A`` assembled into NHWC ``[N, H, W, K]`` (two small
+    contractions, each over one tile axis)."""
+    at, alpha = tf.constant(TRANSFORMS[m]["AT"], mm.dtype), m + 2
     tiles_h, tiles_w, k = _tiles(h, m), _tiles(w, m), mm.shape[-1]
-    mm = [mm[i] for i in range(alpha * alpha)]
-    cols = [[_weighted_sum((at[q][b], mm[a * alpha + b]) for b in range(alpha)) for q in range(m)]
-            for a in range(alpha)]
-    y = tf.stack([_weighted_sum((at[p][a], cols[a][q]) for a in range(alpha)) for p in range(m) for q in range(m)])
-    y = tf.reshape(y, (m, m, n, tiles_h, tiles_w, k))
-    y = tf.transpose(y, (2, 3, 0, 4, 1, 5))                                    # [N, th, m, tw, m, K]
-    y = tf.reshape(y, (n, tiles_h * m, tiles_w * m, k))
-    return y[:, :h, :w, :]
+    mm = tf.reshape(mm, (alpha, alpha, n, tiles_h, tiles_w, k))
+    cols = tf.einsum("qb,abnhwk->aqnhwk", at, mm)
+    y = tf.einsum("pa,aqnhwk->nhpwqk", at, cols)                              # [N, th, m, tw, m, K]
+    return tf.reshape(y, (n, tiles_h * m, tiles_w * m, k))[:, :h, :w, :]
 
 
 def output_gradient_transform(dy, m):
     """The adjoint of ``output_transform``: NHWC ``dL/dY`` -> ``dL/dM = A dY A^T``, ``[(m+2)^2, N*th*tw, K]``."""
-    at, alpha = TRANSFORMS[m]["AT"], m + 2
+    at, alpha = tf.constant(TRANSFORMS[m]["AT"], dy.dtype), m + 2
     _, h, w, k = dy.shape
-    padded = tf.pad(dy, ((0, 0), (0, _tiles(h, m) * m - h), (0, _tiles(w, m) * m - w), (0, 0)))
-    e = [[padded[:, p::m, q::m, :] for q in range(m)] for p in range(m)]     # element (p, q) of every output tile
-    rows = [[_weighted_sum((at[q][b], e[p][q]) for q in range(m)) for b in range(alpha)] for p in range(m)]
-    dm = tf.stack([_weighted_sum((at[p][a], rows[p][b]) for p in range(m))
-                   for a in range(alpha) for b in range(alpha)])
+    tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
+    padded = tf.pad(dy, ((0, 0), (0, tiles_h * m - h), (0, tiles_w * m - w), (0, 0)))
+    tiles = tf.reshape(padded, (-1, tiles_h, m, tiles_w, m, k))                # [N, th, p, tw, q, K]
+    rows = tf.einsum("pa,nhpwqk->anhwqk", at, tiles)
+    dm = tf.einsum("qb,anhwqk->abnhwk", at, rows)
     return tf.reshape(dm, (alpha * alpha, -1, k))
 
 
@@ -139,13 +186,12 @@ def _from_nhwc(x, data_format):
 
 
 def _forward(x, u, bias, m, data_format):
-    """``relu(conv3x3(x) + bias)`` from transformed filters ``u``, and the input tiles ``V`` (for the weight gradient)."""
+    """``relu(conv3x3(x) + bias)`` from transformed filters ``u``."""
     x = _to_nhwc(x, data_format)
     n, h, w, _ = x.shape
     n = tf.shape(x)[0] if n is None else n
-    tiles = input_transform(x, m)
-    y = tf.nn.relu(output_transform(tf.matmul(tiles, tf.cast(u, x.dtype)), n, h, w, m) + bias)
-    return _from_nhwc(y, data_format), tiles
+    y = tf.nn.relu(output_transform(tf.matmul(input_transform(x, m), tf.cast(u, x.dtype)), n, h, w, m) + bias)
+    return _from_nhwc(y, data_format)
 
 
 def _input_gradient_filters(kernel, m):
@@ -153,15 +199,13 @@ def _input_gradient_filters(kernel, m):
     return transform_filters(tf.transpose(tf.reverse(kernel, axis=[0, 1]), (0, 1, 3, 2)), m)
 
 
-def _backward(y, dy, u_flipped, m, data_format):
-    """From dL/dy: dL/dx (Winograd, with ``_input_gradient_filters``), dL/dM (for the weight gradient), dL/dbias."""
+def _backward(x, y, dy, u_flipped, m, data_format):
+    """From dL/dy: dL/dx (Winograd, with ``_input_gradient_filters``), the input tiles ``V`` recomputed from ``x``
+    and dL/dM (for the weight gradient), and dL/dbias."""
     dz = _to_nhwc(tf.where(y > 0, dy, tf.zeros_like(dy)), data_format)   # through the ReLU
     dx = winograd_conv2d(dz, None, m, transformed_kernel=u_flipped)
-    return _from_nhwc(dx, data_format), output_gradient_transform(dz, m), tf.reduce_sum(dz, axis=(0, 1, 2))
-
-
-def _inference(x, u, bias, m, data_format):
-    return _forward(x, u, bias, m, data_format)[0]   # no tiles kept: no gradient follows
+    tiles = input_transform(_to_nhwc(x, data_format), m)
+    return _from_nhwc(dx, data_format), tiles, output_gradient_transform(dz, m), tf.reduce_sum(dz, axis=(0, 1, 2))
 
 
 _XLA_FUNCTIONS = {}
@@ -185,16 +229,20 @@ def _xla(fn, *tensors, **static):
 CHUNK_BYTES = 24 * 2 ** 20
 
 
-def chunk_sizes(x_shape, c_out, m, data_format="NHWC", itemsize=4):
-    """How ``conv_bias_relu`` splits the batch: a list of chunk sizes, or None for one call (or unknown batch)."""
+def chunk_sizes(x_shape, c_out, m, data_format="NHWC", itemsize=4, chunk=None):
+    """How ``conv_bias_relu`` splits the batch: a list of chunk sizes, or None for one call (or unknown batch).
+
+    ``chunk``: images per call (the autotuner's measured choice); None: as many as fit ``CHUNK_BYTES``.
+    """
     n, h, w, c_in = x_shape if data_format == "NHWC" else (x_shape[0], *x_shape[2:], x_shape[1])
     if n is None:
         return None
-    per_image = (m + 2) ** 2 * _tiles(h, m) * _tiles(w, m) * (c_in + c_out) * itemsize
-    per_chunk = max(1, CHUNK_BYTES // per_image)
-    if per_chunk >= n:
+    if chunk is None:
+        per_image = (m + 2) ** 2 * _tiles(h, m) * _tiles(w, m) * (c_in + c_out) * itemsize
+        chunk = max(1, CHUNK_BYTES // per_image)
+    if chunk >= n:
         return None
-    return [per_chunk] * (n // per_chunk) + ([n % per_chunk] if n % per_chunk else [])
+    return [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
 
 
 def _split(t, sizes):
@@ -205,41 +253,42 @@ def _concat(pieces):
     return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=0)
 
 
-def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None):
+def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None, chunk=None):
     """``relu(conv3x3(x) + bias)`` by Winograd, forward and backward.
 
-    ``algorithm``: "winograd2" or "winograd4". The gradient is a ``tf.custom_gradient``:
-    dL/dx by the same Winograd algorithm, and dL/dkernel by Winograd too: with
-    dM = A dz A^T per output tile, dL/dU = sum over tiles of V^T dM (one batched
-    matmul over the tiles the forward pass kept) and dL/dkernel = G^T dL/dU G.
-    Measured, the automatic derivative of the Winograd ops was slower than the
-    direct kernels on every VGG-16 layer; this gradient is faster where ``auto``
-    picks Winograd (see ``choose``). Large batches run in chunks (``chunk_sizes``).
-    ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in advance, for
-    inference with frozen weights (no gradient then).
+    ``algorithm``: "winograd2", "winograd4" or "winograd6". The gradient is a
+    ``tf.custom_gradient``: dL/dx by the same Winograd algorithm, and dL/dkernel
+    by Winograd too: with dM = A dz A^T per output tile, dL/dU = sum over tiles of
+    V^T dM (one batched matmul) and dL/dkernel = G^T dL/dU G. The input tiles V
+    are recomputed from x in the backward pass rather than kept: keeping them
+    cost (m+2)^2/m^2 times each layer's input in memory (2.25x for F(4x4)).
+    Batches run in chunks of ``chunk`` images per call (None: ``chunk_sizes``'s
+    rule). ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in
+    advance, for inference with frozen weights (no gradient then).
     """
     m = ALGORITHMS[algorithm]
     x = tf.convert_to_tensor(x)
     c_out = (kernel if transformed_kernel is None else transformed_kernel).shape[-1]
-    sizes = chunk_sizes(x.shape, c_out, m, data_format, x.dtype.size)
+    sizes = chunk_sizes(x.shape, c_out, m, data_format, x.dtype.size, chunk)
     if transformed_kernel is not None:
         u = tf.convert_to_tensor(transformed_kernel)
-        return _concat([_xla(_inference, piece, u, bias, m=m, data_format=data_format)
-                        for piece in _split(x, sizes)])
+        return _concat([_xla(_forward, piece, u, bias, m=m, data_format=data_format) for piece in _split(x, sizes)])
 
     @tf.custom_gradient
     def fused(x, kernel, bias):
         u = _xla(transform_filters, kernel, m=m)   # once per call, for every chunk
-        ys, tiles = zip(*[_xla(_forward, piece, u, bias, m=m, data_format=data_format) for piece in _split(x, sizes)])
+        pieces = _split(x, sizes)
+        ys = [_xla(_forward, piece, u, bias, m=m, data_format=data_format) for piece in pieces]
 
         def gradient(dy):
             u_flipped = _xla(_input_gradient_filters, kernel, m=m)
             dxs, du, dbias = [], 0, 0
-            for y_piece, dy_piece, tiles_piece in zip(ys, _split(dy, sizes), tiles):
-                dx, dm, db = _xla(_backward, y_piece, dy_piece, u_flipped, m=m, data_format=data_format)
+            for x_piece, y_piece, dy_piece in zip(pieces, ys, _split(dy, sizes)):
+                dx, tiles, dm, db = _xla(_backward, x_piece, y_piece, dy_piece, u_flipped, m=m,
+                                         data_format=data_format)
                 # This sum over the N*th*tw tiles runs as TensorFlow's (oneDNN) batched matmul: XLA's CPU matmul
                 # took 1.6x as long for this shape.
-                du += tf.matmul(tiles_piece, dm, transpose_a=True)          # [alpha^2, C, K]
+                du += tf.matmul(tiles, dm, transpose_a=True)          # [alpha^2, C, K]
                 dbias += db
                 dxs.append(dx)
             return _concat(dxs), _xla(filter_gradient_transform, du, m=m), dbias
@@ -274,10 +323,11 @@ def choose(kh, kw, dh, dw, padding, height, width, c_in, c_out, dtype=tf.float32
 
 
 def check_precision(algorithm, dtype):
-    """F(4x4,3x3)'s transform coefficients (up to 8 and 1/24) cost bfloat16/float16 ~10% relative error: refuse."""
-    if algorithm == "winograd4" and tf.as_dtype(dtype) in (tf.bfloat16, tf.float16):
-        raise ValueError(f"winograd4 in {tf.as_dtype(dtype).name} loses about 10% relative accuracy (measured "
-                         "0.115); use winograd2 or direct")
+    """F(4x4,3x3)'s transform coefficients (up to 8 and 1/24) cost bfloat16/float16 ~10% relative error, F(6x6)'s
+    (up to 32 and 1/360) more: refuse both in 16-bit types."""
+    if algorithm in ("winograd4", "winograd6") and tf.as_dtype(dtype) in (tf.bfloat16, tf.float16):
+        raise ValueError(f"{algorithm} in {tf.as_dtype(dtype).name} loses 10% or more relative accuracy (winograd4 "
+                         "measured 0.115); use winograd2 or direct")
 
 
 def supports(kh, kw, dh, dw, padding):
