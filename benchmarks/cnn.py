@@ -21,7 +21,7 @@ from tfvgg.cli import FlagSpec, option
 from tfvgg.distribute import make_strategy
 from tfvgg.ops import nchw_supported
 from tfvgg.precision import compute_dtype
-from tfvgg.winograd import check_precision
+from tfvgg.winograd import ALGORITHMS, check_precision
 
 GPU_BATCHES, GPU_WARMUP = 100, 10   # the classic benchmark's counts
 CPU_BATCHES, CPU_WARMUP = 5, 2      # a CPU is ~50x slower: keep the default run to a few minutes
@@ -137,7 +137,7 @@ def main(argv):
         with tf.device(workload.device):
             print_algorithm_table(conv_shapes(workload.model, workload.image_size, workload.channels),
                                   workload.batch_size, compute_dtype(workload.precision),
-                                  ["winograd2", "winograd4"], repeats=3)
+                                  list(ALGORITHMS), repeats=3)
     passes = [PASS_FLAG_VALUES[p] for p in cfg.passes]
     measured = run_benchmark(workload, model_summary, counts, passes, cfg.compare, cfg.display_every,
                              profile_dir=cfg.profile_dir, strategy=strategy)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfvgg
-from tfvgg import configs
+from tfvgg import autotune, configs
 from tfvgg.optimizers import SGD
 from tfvgg.precision import compute_dtype
 
@@ -86,7 +86,7 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
         # Inference reads weights already in the compute precision (same rounding as a cast per call), and
         # Winograd filters transformed once.
-        algorithms = {"auto": ["winograd4"], "direct": []}.get(w.conv_algorithm, [w.conv_algorithm])
+        algorithms = _inference_algorithms(w, replicas)
         inference_store = (p if w.dtype == tf.float32 and not algorithms
                            else p.inference_copy(w.dtype, winograd=algorithms))
 
@@ -185,6 +185,15 @@ def tf1_passes(w, passes=PASSES):
     session = tf.compat.v1.Session(graph=graph, config=config)
     session.run(init)
     return {name: _session_runner(session, targets[name][0], {keep_prob: targets[name][1]}) for name in passes}
+
+
+def _inference_algorithms(w, replicas):
+    """Winograd algorithms whose filters the inference copy transforms once: the one asked for, or auto's picks."""
+    if w.conv_algorithm != "auto":
+        return [] if w.conv_algorithm == "direct" else [w.conv_algorithm]
+    choices = autotune.network_choices(w.model, w.batch_size // replicas, w.dtype, w.data_format, "inference",
+                                       w.image_size)
+    return sorted({c.algorithm for c in choices.values()} - {"direct"})
 
 
 def gradient_checksum(grads):

@@ -10,7 +10,7 @@ from absl import flags
 import tensorflow as tf
 
 import tfvgg
-from tfvgg import winograd
+from tfvgg import autotune, winograd
 from tfvgg import cli
 from benchmarks import timing
 from tfvgg.precision import compute_dtype
@@ -57,43 +57,13 @@ def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
     return rates
 
 
-def time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats=5):
-    """Best seconds of relu(conv3x3 + bias) per algorithm: ``{algorithm: (forward, forward_backward, inference)}``.
+def time_algorithms(workload, algorithms, repeats=5):
+    """Best seconds of relu(conv3x3 + bias) per choice, by the autotuner's timing path: ``{choice name: seconds}``.
 
-    forward_backward includes the gradients with respect to the input, the kernel and the bias; inference is the
-    forward pass from filters transformed in advance (``ParamStore.inference_copy``; for direct, the forward again).
-    Algorithms are interleaved batch by batch, so noise hits them alike.
+    ``algorithms``: names ("direct", "winograd4", or with a chunk size, "winograd4/2"); in ``workload``'s pass
+    (inference: filters transformed in advance; training: forward and the three gradients), interleaved.
     """
-    x = tf.Variable(tf.cast(tf.random.stateless_normal([batch, h, w, c_in], seed=(0, 1)), dtype))
-    kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, c_in, c_out], seed=(0, 2)) * 0.05, dtype))
-    bias = tf.Variable(tf.zeros([c_out], dtype))
-    transformed = {a: tf.Variable(winograd.transform_filters(kernel, m)) for a, m in winograd.ALGORITHMS.items()
-                   if a in algorithms}
-
-    def layer(algorithm, pretransformed=False):
-        if algorithm == "direct":
-            return tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias)
-        return winograd.conv_bias_relu(x, kernel, bias, algorithm,
-                                       transformed_kernel=transformed[algorithm] if pretransformed else None)
-
-    def forward_backward(algorithm):
-        with tf.GradientTape() as tape:
-            y = tf.reduce_sum(tf.cast(layer(algorithm), tf.float32))
-        grads = tape.gradient(y, [x, kernel, bias])
-        return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
-
-    runs = {}
-    for algorithm in algorithms:
-        fwd = tf.function(lambda a=algorithm: tf.reduce_sum(tf.cast(layer(a), tf.float32)))
-        fb = tf.function(lambda a=algorithm: forward_backward(a))
-        runs[(algorithm, "forward")] = lambda f=fwd: f().numpy()
-        runs[(algorithm, "forward_backward")] = lambda f=fb: f().numpy()
-        if algorithm != "direct":
-            inference = tf.function(lambda a=algorithm: tf.reduce_sum(tf.cast(layer(a, True), tf.float32)))
-            runs[(algorithm, "inference")] = lambda f=inference: f().numpy()
-    best = {k: t.best for k, t in timing.time_contestants(runs, repeats, 1, print_fn=None).items()}
-    return {a: (best[(a, "forward")], best[(a, "forward_backward")], best.get((a, "inference"), best[(a, "forward")]))
-            for a in algorithms}
+    return autotune.time_choices(workload, [autotune.Choice.parse(a) for a in algorithms], repeats)
 
 
 def main(argv):
@@ -116,26 +86,37 @@ def main(argv):
 
 
 def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=print):
-    """Milliseconds per layer (forward; forward-backward; inference) of each algorithm, and the speed-up over direct."""
+    """Per 3x3 layer and pass, ms of each algorithm (the rule's chunking) and of auto's pick, timed in one run.
+
+    auto's pick comes from the tuning cache (tuned now if missing), or from the fixed rule where tuning is off;
+    "best" is the fastest in this table, so "auto/best" shows how far the pick is from it on this run.
+    """
     algorithms = ["direct"] + [a for a in algorithms if a != "direct"]
-    if dtype != tf.float32:   # F(4x4) is refused in 16-bit types (see winograd.check_precision)
-        algorithms = [a for a in algorithms if a != "winograd4"]
-    print_fn(f"relu(conv3x3 + bias), batch {batch}, {dtype.name}: ms forward / forward-backward / inference "
-             f"(filters transformed once) and speed-ups vs direct, best of {repeats}; * = auto's choice for "
-             "training, + = for inference")
+    print_fn(f"relu(conv3x3 + bias), batch {batch}, {tf.as_dtype(dtype).name}: ms, best of {repeats}; speed-ups vs "
+             "direct; inference = filters transformed once, training = forward + gradients; auto/best = best ms / "
+             "auto's ms")
     for h, w, c_in, c_out, k in shapes:
         if k != 3:
             continue
-        t = time_algorithms(batch, h, w, c_in, c_out, dtype, algorithms, repeats)
-        training = winograd.choose(3, 3, 1, 1, "SAME", h, w, c_in, c_out, dtype)
-        inference = winograd.choose(3, 3, 1, 1, "SAME", h, w, c_in, c_out, dtype, pretransformed=True)
-        cells = []
-        for a in algorithms:
-            mark = ("*" if a == training else "") + ("+" if a == inference else "")
-            times = " / ".join(f"{s * 1e3:.1f}" for s in t[a])
-            ratios = " / ".join(f"{d / s:.2f}x" for d, s in zip(t["direct"], t[a]))
-            cells.append(f"{a}{mark:<2} {times} ({ratios})")
-        print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} " + " | ".join(cells))
+        for pass_name in autotune.PASSES:
+            workload = autotune.Workload(h, w, c_in, c_out, batch, tf.as_dtype(dtype).name, "NHWC", pass_name)
+            pick = autotune.choose(workload, autotune.fallback_rule(workload)).name
+            names = [a for a in algorithms if _allowed(a, dtype)]
+            seconds = time_algorithms(workload, names + ([pick] if pick not in names else []), repeats)
+            cells = " | ".join(f"{a} {seconds[a] * 1e3:.1f} ({seconds['direct'] / seconds[a]:.2f}x)"
+                               for a in names if a in seconds)
+            best = min(seconds.values())
+            print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} {pass_name:<9} {cells} | auto: {pick} "
+                     f"{seconds[pick] * 1e3:.1f} ({seconds['direct'] / seconds[pick]:.2f}x, auto/best "
+                     f"{best / seconds[pick]:.2f})")
+
+
+def _allowed(algorithm, dtype):
+    try:
+        winograd.check_precision(algorithm, dtype)
+        return True
+    except ValueError:
+        return False
 
 
 def define_flags():
@@ -144,8 +125,8 @@ def define_flags():
     cli.IMAGE_SIZE.define("image_size", None)
     cli.PRECISION.define("precision", "fp32")
     cli.FlagSpec("integer", "Timed runs per kernel (the best counts).", lower=1).define("repeats", 5)
-    cli.FlagSpec("list", "Instead: time relu(conv + bias) with these algorithms against direct (winograd2, "
-                 "winograd4).", ("winograd2", "winograd4")).define("algorithms", [])
+    cli.FlagSpec("list", "Instead: time relu(conv + bias) with these algorithms against direct and auto's pick "
+                 "(winograd2, winograd4, winograd6).", tuple(winograd.ALGORITHMS)).define("algorithms", [])
 
 
 def run():

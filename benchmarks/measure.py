@@ -5,15 +5,18 @@ final report are ``benchmarks.report``'s, over what ``run_benchmark`` returns.
 """
 import dataclasses
 import datetime
+import time
 
 import tensorflow as tf
 
 from benchmarks import contestants, results, timing
+from tfvgg import autotune
 from tfvgg.precision import compute_dtype
 
 PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes}
 PASS_TITLES = {"forward": "Forward", "forward_backward": "Forward-backward", "train": "Train step"}
 ONE_REPLICA = "tfvgg_1replica"
+TUNED_PASS = {"forward": "inference", "forward_backward": "training", "train": "training"}
 
 
 def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096,
@@ -29,9 +32,10 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
     print_fn(f"Probing the {device} matmul peak in {workload.precision} ...")
     peak = timing.matmul_peak_flops(compute_dtype(workload.precision), n=probe_size, device=workload.device)
     print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
+    tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn)
     runs, batch_of, skipped = build_contestants(workload, passes, peers, strategy, print_fn)
     out = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": skipped,
-           "replicas": strategy.num_replicas_in_sync}
+           "replicas": strategy.num_replicas_in_sync, **({"autotune": tuning} if tuning else {})}
     flops_per_image = {"forward": 2.0 * model_summary.total_mult_adds}
     flops_per_image["forward_backward"] = flops_per_image["train"] = 3 * flops_per_image["forward"]
     for pass_name in passes:
@@ -54,6 +58,31 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
         profile(runs["tfvgg"], passes, profile_dir)
         print_fn(f"Profile of 2 batches per pass written to {profile_dir} (tensorboard --logdir {profile_dir})")
     return out
+
+
+def tune_convolutions(workload, passes, replicas=1, print_fn=print):
+    """Tune auto's convolutions before anything is timed (``tfvgg.autotune``); the results' "autotune" record.
+
+    None unless ``--conv_algorithm=auto``; ``{"enabled": False, "why"}`` where the fixed rule decides.
+    """
+    if workload.conv_algorithm != "auto":
+        return None
+    if workload.device.startswith("/GPU") or not autotune.enabled():
+        why = ("on a GPU cuDNN picks its own algorithms" if workload.device.startswith("/GPU")
+               else f"tuning is off ({autotune.ENV_ENABLE}=0)")
+        print_fn(f"auto: winograd.choose's fixed rule decides; {why}")
+        return {"enabled": False, "why": why}
+    batch = workload.batch_size // replicas
+    cache = autotune.current_cache()
+    print_fn(f"Tuning auto's convolutions for batch {batch} (cache: {cache.path}) ...")
+    start = time.perf_counter()
+    rows = autotune.tune_network(workload.model, batch, workload.dtype, workload.data_format,
+                                 sorted({TUNED_PASS[p] for p in passes}), workload.image_size, print_fn)
+    seconds = time.perf_counter() - start
+    tuned = sum(not row["reused"] for row in rows)
+    print_fn(f"  {tuned} workloads tuned and {len(rows) - tuned} read from the cache in {seconds:.1f} s")
+    return {"enabled": True, "cache": cache.path, "seconds": seconds, "tuned": tuned,
+            "reused": len(rows) - tuned, "layers": rows}
 
 
 def build_contestants(workload, passes, peers, strategy, print_fn=print):

@@ -250,11 +250,15 @@ def test_tiny_run_with_winograd_convolutions():
     assert "ratio" in results["compare"]["keras"]["forward"]
 
 
-def test_per_layer_table_marks_auto_choice():
+def test_per_layer_table_shows_auto_pick_against_the_best(tmp_path, monkeypatch):
     from benchmarks import conv_layers
+    from tfvgg import autotune
+    monkeypatch.setenv(autotune.ENV_CACHE, str(tmp_path / "cache.json"))
     lines = []
-    conv_layers.print_algorithm_table([(28, 28, 256, 256, 3), (8, 8, 4, 8, 3)], 1, tf.float32,
-                                      ["winograd2", "winograd4"], repeats=1, print_fn=lines.append)
-    assert "28x28  256->256  direct " in lines[1] and "winograd4*+" in lines[1]
-    assert "direct*+" in lines[2] and "winograd2 " in lines[2]
-    assert lines[1].count(" / ") == 3 * 2 * 2   # three times and three speed-ups per algorithm
+    conv_layers.print_algorithm_table([(8, 8, 4, 8, 3), (8, 8, 4, 8, 1)], 1, tf.float32, ["winograd2"], repeats=1,
+                                      print_fn=lines.append)
+    assert len(lines) == 1 + 2                       # the header, then one line per pass of the 3x3 layer only
+    assert "8x8    4->8    inference direct " in lines[1] and "| winograd2 " in lines[1]
+    assert "training" in lines[2] and "| auto: direct " in lines[2]   # tuning off in tests: the rule's choice
+    ratio = float(lines[2].rsplit("auto/best ", 1)[1].rstrip(")"))
+    assert 0 < ratio <= 1

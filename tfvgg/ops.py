@@ -14,14 +14,14 @@ import zlib
 
 import tensorflow as tf
 
-from tfvgg import winograd
+from tfvgg import autotune, winograd
 from tfvgg.initializers import Constant, GlorotUniform
 from tfvgg.util import format_shape
 
 DATA_FORMATS = ("NHWC", "NCHW")
 _LAYOUTS = {"NHWC": "[N, H, W, C]", "NCHW": "[N, C, H, W]", None: "[N, H, W, C]"}
 PADDINGS = ("SAME", "VALID")
-CONV_ALGORITHMS = ("direct", "winograd2", "winograd4", "auto")
+CONV_ALGORITHMS = ("direct", *winograd.ALGORITHMS, "auto")
 
 # AlexNet (Krizhevsky et al., 2012), section 3.3: k=2, n=5, alpha=1e-4, beta=0.75.
 # tf.nn.lrn sums over depth_radius channels on each side, so n=5 -> radius 2;
@@ -37,9 +37,9 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
     ``name/b`` ``[n_out]`` (``bias_init``, 0.0 as in the classic code).
     Returns ``[N, H', W', n_out]`` (NHWC) or ``[N, n_out, H', W']`` (NCHW), with
     H' = ceil(H / dh) for SAME padding and ceil((H - kh + 1) / dh) for VALID.
-    ``algorithm``: "direct" (``tf.nn.conv2d``), "winograd2" / "winograd4"
-    (F(2x2,3x3) / F(4x4,3x3), 3x3 stride-1 SAME only, see ``tfvgg.winograd``) or
-    "auto" (``winograd.choose`` picks per layer shape).
+    ``algorithm``: "direct" (``tf.nn.conv2d``), "winograd2" / "winograd4" / "winograd6"
+    (F(2x2,3x3) / F(4x4,3x3) / F(6x6,3x3), 3x3 stride-1 SAME only, see ``tfvgg.winograd``)
+    or "auto" (per layer workload, the fastest measured on this machine: ``tfvgg.autotune``).
     """
     x = _compute_input(input_op, name, data_format, dtype)
     _check_choice(name, "padding", padding, PADDINGS)
@@ -55,10 +55,9 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
         )
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
+    chunk = None
     if algorithm == "auto":
-        pretransformed = p.transformed_filters(name, "winograd4") is not None
-        algorithm = winograd.choose(kh, kw, dh, dw, padding, *_spatial(x, data_format), n_in, n_out, x.dtype,
-                                    pretransformed)
+        algorithm, chunk = _auto_choice(name, x, data_format, (kh, kw, dh, dw, padding), n_out, p)
     if algorithm != "direct":
         if not winograd.supports(kh, kw, dh, dw, padding):
             raise ValueError(f"{name}: {algorithm} computes 3x3 stride-1 SAME convolutions only; this layer is "
@@ -69,11 +68,29 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
             raise ValueError(f"{name}: {e}") from None
         transformed = p.transformed_filters(name, algorithm)   # kept by ParamStore.inference_copy, or None
         return winograd.conv_bias_relu(x, _cast(kernel, x.dtype), _cast(bias, x.dtype), algorithm, data_format,
-                                       None if transformed is None else _cast(transformed, x.dtype))
+                                       None if transformed is None else _cast(transformed, x.dtype), chunk)
     y = tf.nn.conv2d(x, _cast(kernel, x.dtype), _strides(dh, dw, data_format), padding,
                      data_format=data_format, name=name)
     y = tf.nn.bias_add(y, _cast(bias, x.dtype), data_format=data_format)
     return tf.nn.relu(y)
+
+
+@tf.autograph.experimental.do_not_convert
+def _auto_choice(name, x, data_format, window, n_out, p):
+    """(algorithm, images per Winograd call or None) for ``algorithm="auto"``: measured (``tfvgg.autotune``) where
+    tuning is on, else ``winograd.choose``'s rule. An inference copy of the store (``ParamStore.inference_copy``)
+    tunes the forward pass from transformed filters; any other store the training pass (forward + backward)."""
+    if not winograd.supports(*window):
+        return "direct", None
+    inference = p.for_inference
+    h, w = _spatial(x, data_format)
+    n_in = _channels(x, data_format)
+    fallback = winograd.choose(*window, h, w, n_in, n_out, x.dtype,
+                               inference and p.transformed_filters(name, "winograd4") is not None)
+    workload = autotune.Workload(h, w, n_in, n_out, x.shape[0], x.dtype.name, data_format,
+                                 "inference" if inference else "training")
+    choice = autotune.choose(workload, fallback)
+    return choice.algorithm, choice.chunk
 
 
 def fc_op(input_op, name, n_out, p, *, relu=True, dtype=None, kernel_init=None, bias_init=0.1):

@@ -32,6 +32,7 @@ class ParamStore(tf.Module):
         self._by_name = {}
         object.__setattr__(self, "_frozen_layers", set())
         object.__setattr__(self, "_transformed", {})   # (layer, algorithm) -> variable; see inference_copy
+        object.__setattr__(self, "for_inference", False)   # True for an inference_copy
         # Shapes a builder remembers from the first build (e.g. the image size
         # the fc6 variables were created for), for error messages. Set past
         # tf.Module's attribute tracking: they are not part of a checkpoint.
@@ -141,12 +142,13 @@ class ParamStore(tf.Module):
         The ops read a ``bfloat16``/``float16`` copy directly instead of casting the
         float32 variables on every call (the same rounding, so the same results;
         measured: 5-7% of a VGG-16 bf16 forward pass at batch 8). ``winograd``:
-        algorithms ("winograd2", "winograd4") whose transformed filters are kept for
+        algorithms ("winograd2", "winograd4", "winograd6") whose transformed filters are kept for
         every 3x3 kernel, so ``conv_op`` does not transform them on every call. The
         copy does not follow later changes: make a new one after training or loading.
         """
         dtype = tf.as_dtype(dtype)
         copy = ParamStore(seed=self.seed, trainable=False, name=f"{self.name}_{dtype.name}")
+        object.__setattr__(copy, "for_inference", True)
         with tf.init_scope():
             for name, variable in self._by_name.items():
                 copy._by_name[name] = tf.Variable(tf.cast(variable, dtype), trainable=False,

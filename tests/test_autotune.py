@@ -1,0 +1,136 @@
+"""The autotuner: the fastest measured candidate wins, the cache is reused, foreign or corrupt caches are ignored."""
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfvgg
+from tfvgg import autotune, winograd
+from tests.conftest import random_images
+
+SMALL = autotune.Workload(8, 8, 4, 8, 2)
+
+
+@pytest.fixture
+def cache_path(tmp_path, monkeypatch):
+    """Tuning on, with a cache file of this test's own."""
+    path = tmp_path / "autotune.json"
+    monkeypatch.setenv(autotune.ENV_CACHE, str(path))
+    monkeypatch.setenv(autotune.ENV_ENABLE, "1")
+    monkeypatch.setattr(autotune, "_CACHES", {})
+    return path
+
+
+def fake_measure(seconds_by_name, calls):
+    def measure(workload, choices):
+        calls.append([c.name for c in choices])
+        return {c.name: seconds_by_name.get(c.algorithm, 1.0) * (1 + 0.01 * (c.chunk or 0)) for c in choices}
+    return measure
+
+
+def test_the_fastest_candidate_wins_and_chunk_sizes_are_tried_for_the_best_winograd():
+    calls = []
+    entry = autotune.tune(autotune.Workload(28, 28, 256, 256, 8),
+                          fake_measure({"direct": 1.0, "winograd2": 0.9, "winograd4": 0.5, "winograd6": 0.7}, calls))
+    first, second = calls
+    assert first[0] == "direct" and {n.split("/")[0] for n in first} == {"direct", *winograd.ALGORITHMS}
+    assert {n.split("/")[0] for n in second} == {"direct", "winograd4"} and "winograd4/8" in second
+    assert entry["choice"] == min(entry["seconds"], key=entry["seconds"].get) and entry["choice"].startswith(
+        "winograd4/")
+
+
+def test_direct_wins_where_winograd_is_far_behind_and_16_bit_types_skip_f4_and_f6():
+    calls = []
+    workload = autotune.Workload(8, 8, 4, 8, 4, dtype="bfloat16")
+    entry = autotune.tune(workload, fake_measure({"direct": 1.0, "winograd2": 2.0}, calls))
+    assert calls == [["direct", "winograd2/4"]]           # no second round: Winograd is over 1.25x behind
+    assert entry["choice"] == "direct"
+
+
+def test_choice_names_round_trip_and_unknown_names_are_refused():
+    assert autotune.Choice.parse("winograd4/2") == autotune.Choice("winograd4", 2)
+    assert autotune.Choice.parse("direct").name == "direct"
+    with pytest.raises(ValueError, match="unknown convolution choice 'fft'"):
+        autotune.Choice.parse("fft")
+
+
+def test_chunk_choices_are_divisors_of_the_batch_around_the_rule():
+    names = [c.name for c in autotune.chunk_choices(autotune.Workload(28, 28, 512, 512, 32), "winograd4")]
+    rule = winograd.chunk_sizes((32, 28, 28, 512), 512, 4)[0]                     # 3: [3] * 10 + [2]
+    assert names == ["winograd4/2", "winograd4/4", "winograd4/32"] and rule == 3
+
+
+def test_measured_choice_is_cached_and_reused_by_the_next_process(cache_path, monkeypatch):
+    workload = dataclasses.replace(SMALL, pass_name="inference")
+    choice = autotune.choose(workload, "direct")              # measured for real, on this machine
+    data = json.loads(cache_path.read_text())
+    assert data["format"] == autotune.CACHE_FORMAT and data["machine"] == autotune.machine_fingerprint()
+    entry = data["entries"][workload.key()]
+    assert choice.name == entry["choice"] == min(entry["seconds"], key=entry["seconds"].get)
+    assert "direct" in entry["seconds"] and len(entry["seconds"]) >= 4
+    monkeypatch.setattr(autotune, "_CACHES", {})              # a new process: nothing in memory
+    monkeypatch.setattr(autotune, "tune", lambda *a: pytest.fail("tuned again despite the cache"))
+    assert autotune.choose(workload, "direct") == choice
+
+
+@pytest.mark.parametrize("content,why", [("{not json", "unreadable"), ('{"format": "other"}', "not a tfvgg"),
+                                         (None, "another machine")])
+def test_a_corrupt_or_foreign_cache_is_ignored_with_one_warning(cache_path, content, why):
+    if content is None:   # a valid file from another machine
+        content = json.dumps({"format": autotune.CACHE_FORMAT, "machine": {"cpu": "elsewhere"},
+                              "entries": {SMALL.key(): {"choice": "winograd2/2", "seconds": {"winograd2/2": 1.0}}}})
+    cache_path.write_text(content)
+    with pytest.warns(RuntimeWarning, match=why) as caught:
+        cache = autotune.Cache(str(cache_path))
+    assert len(caught) == 1 and cache.get(SMALL) is None
+    cache.put(SMALL, {"choice": "direct", "seconds": {"direct": 1.0}, "tuning_seconds": 0.1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert autotune.Cache(str(cache_path)).get(SMALL)["choice"] == "direct"   # rewritten whole, valid
+
+
+def test_tuning_off_follows_the_fixed_rule(monkeypatch):
+    monkeypatch.setenv(autotune.ENV_ENABLE, "0")
+    monkeypatch.setattr(autotune, "tune", lambda *a: pytest.fail("tuned with tuning off"))
+    assert autotune.choose(autotune.Workload(28, 28, 512, 512, 8), "winograd4") == autotune.Choice("winograd4")
+    autotune.set_enabled(True)
+    try:
+        assert autotune.enabled()
+    finally:
+        autotune.set_enabled(None)
+    assert not autotune.enabled()
+
+
+def test_auto_inside_a_traced_gradient_tunes_and_matches_direct(cache_path, rng, monkeypatch):
+    # Timings made up (real ones: test above): F(2x2) "wins" the first layer only, which keeps compiles few.
+    monkeypatch.setattr(autotune, "time_choices", lambda w, choices: {
+        c.name: (0.5 if c.algorithm == "winograd2" and w.c_in == 3 else 1.0 if c.algorithm == "direct" else 2.0)
+        for c in choices})
+    images = random_images(rng, (2, 16, 16, 3))
+    p = tfvgg.ParamStore(seed=1)
+
+    @tf.function
+    def loss_and_gradients(x, algorithm):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tfvgg.inference_op(x, p, config="A", num_classes=10, conv_algorithm=algorithm)[2])
+        return loss, tape.gradient(loss, p.params)
+
+    tfvgg.inference_op(images, p, config="A", num_classes=10)               # variables first
+    auto_loss, auto_grads = loss_and_gradients(images, "auto")
+    direct_loss, direct_grads = loss_and_gradients(images, "direct")
+    np.testing.assert_allclose(auto_loss.numpy(), direct_loss.numpy(), rtol=1e-4)
+    for a, b in zip(auto_grads, direct_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-4 * np.abs(b.numpy()).max() + 1e-7)
+    keys = json.loads(cache_path.read_text())["entries"]
+    assert keys["16x16 3->64 batch 2 float32 NHWC training"]["choice"].startswith("winograd2/")
+    assert len(keys) == 7 and sum(e["choice"] == "direct" for e in keys.values()) == 6   # A's distinct shapes
+
+
+def test_network_workloads_follow_the_papers_table():
+    workloads = autotune.network_workloads("D", 8)
+    assert [layers for layers in workloads.values()][-1] == ["conv5_1", "conv5_2", "conv5_3"]
+    assert len(workloads) == 9 and sum(len(v) for v in workloads.values()) == 13
+    assert autotune.Workload(56, 56, 256, 256, 8) in workloads

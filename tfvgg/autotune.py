@@ -1,0 +1,384 @@
+"""Measured convolution choices: each layer's workload timed once on this machine, the winner kept on disk.
+
+What cuDNN's autotuner and TVM's tuning logs do, for tfvgg's ``conv_algorithm="auto"``.
+A ``Workload`` is one convolution's exact job (input H x W, channels in and out,
+batch, dtype, layout, pass); its candidates are direct (``tf.nn.conv2d``) and each
+Winograd F(m x m, 3 x 3) with the batch split into chunks of several sizes. They
+are timed interleaved (``tfvgg.timing``), best of a few runs each, and the fastest
+is stored in a JSON cache under a fingerprint of the machine (CPU model and ISA
+flags, cores, oneDNN, TensorFlow and tfvgg versions). Later builds, in this
+process or another, read the cache. A corrupt or foreign cache is ignored with
+one warning.
+
+Environment: ``TFVGG_AUTOTUNE=0`` turns tuning off (``winograd.choose``'s fixed
+rule decides, as on GPUs, where cuDNN tunes its own); ``TFVGG_AUTOTUNE_CACHE``
+is the cache file (default ``~/.cache/tfvgg/autotune-<fingerprint>.json``, or
+under ``$XDG_CACHE_HOME``). In code: ``set_enabled(False)``.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import threading
+import time
+import warnings
+
+import tensorflow as tf
+
+from tfvgg import timing, winograd
+from tfvgg.util import write_json
+
+ENV_ENABLE, ENV_CACHE = "TFVGG_AUTOTUNE", "TFVGG_AUTOTUNE_CACHE"
+CACHE_FORMAT = "tfvgg-autotune-1"
+PASSES = ("inference", "training")   # forward from filters transformed once; forward + backward
+REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+_ENABLED = [None]   # None: from the environment
+
+
+def set_enabled(enabled):
+    """Turn measured tuning on or off for this process (None: back to ``TFVGG_AUTOTUNE``)."""
+    _ENABLED[0] = None if enabled is None else bool(enabled)
+
+
+def enabled():
+    if _ENABLED[0] is not None:
+        return _ENABLED[0]
+    return os.environ.get(ENV_ENABLE, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """One convolution's job: NHWC/NCHW input ``[batch, height, width, c_in]`` -> ``c_out`` channels, 3x3 SAME."""
+    height: int
+    width: int
+    c_in: int
+    c_out: int
+    batch: int
+    dtype: str = "float32"
+    data_format: str = "NHWC"
+    pass_name: str = "training"
+
+    def key(self):
+        return (f"{self.height}x{self.width} {self.c_in}->{self.c_out} batch {self.batch} {self.dtype} "
+                f"{self.data_format} {self.pass_name}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """An algorithm, and for Winograd the images per call (None: ``winograd.chunk_sizes``'s rule)."""
+    algorithm: str
+    chunk: int = None
+
+    @property
+    def name(self):
+        return self.algorithm if self.chunk is None else f"{self.algorithm}/{self.chunk}"
+
+    @classmethod
+    def parse(cls, name):
+        """``"winograd4/2"`` -> ``Choice("winograd4", 2)``; ValueError for anything else."""
+        algorithm, _, chunk = name.partition("/")
+        if algorithm != "direct" and algorithm not in winograd.ALGORITHMS:
+            raise ValueError(f"unknown convolution choice {name!r}")
+        return cls(algorithm, int(chunk) if chunk else None)
+
+
+def machine_fingerprint():
+    """What a tuning result depends on besides the workload: the same on the same machine and software."""
+    import tfvgg   # the package's version; imported here, as tfvgg imports this module
+    cpu, flags = platform.processor(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and not cpu:
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"cpu": cpu or platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
+            "cores": os.cpu_count(), "onednn": _onednn_enabled(), "tensorflow": tf.__version__,
+            "tfvgg": tfvgg.__version__}
+
+
+def _onednn_enabled():
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
+def default_cache_path():
+    if os.environ.get(ENV_CACHE):
+        return os.path.expanduser(os.environ[ENV_CACHE])
+    digest = hashlib.sha256(json.dumps(machine_fingerprint(), sort_keys=True).encode()).hexdigest()[:12]
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "tfvgg", f"autotune-{digest}.json")
+
+
+class Cache:
+    """The tuning results of one machine fingerprint, in one JSON file: ``{"format", "machine", "entries"}``.
+
+    ``entries[workload key]``: ``{"choice": name, "seconds": {candidate name: best seconds}, "tuning_seconds"}``.
+    Written atomically after each new entry, merged with what other processes wrote meanwhile.
+    """
+
+    def __init__(self, path=None):
+        self.path = path or default_cache_path()
+        self.machine = machine_fingerprint()
+        self.entries = self._read(warn=True)
+
+    def _read(self, warn):
+        try:
+            with open(self.path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as e:
+            return self._ignored(warn, f"unreadable ({type(e).__name__}: {e})")
+        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(
+                data.get("entries"), dict):
+            return self._ignored(warn, f"not a {CACHE_FORMAT} file")
+        if data.get("machine") != self.machine:
+            return self._ignored(warn, "written on another machine or by other software versions")
+        return {k: v for k, v in data["entries"].items() if _valid_entry(v)}
+
+    def _ignored(self, warn, why):
+        if warn:
+            warnings.warn(f"tfvgg autotune: ignoring the cache {self.path}: {why}; tuning again", RuntimeWarning,
+                          stacklevel=4)
+        return {}
+
+    def get(self, workload):
+        return self.entries.get(workload.key())
+
+    def put(self, workload, entry):
+        merged = {**self._read(warn=False), **self.entries, workload.key(): entry}
+        self.entries = merged
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            write_json(self.path, {"format": CACHE_FORMAT, "machine": self.machine, "entries": merged})
+        except OSError as e:
+            if not getattr(self, "_warned_write", False):
+                self._warned_write = True
+                warnings.warn(f"tfvgg autotune: cannot write the cache {self.path} ({e}); results kept in this "
+                              "process only", RuntimeWarning, stacklevel=3)
+
+
+def _valid_entry(entry):
+    try:
+        Choice.parse(entry["choice"])
+        return isinstance(entry["seconds"], dict)
+    except (TypeError, KeyError, ValueError):
+        return False
+
+
+_CACHES = {}
+
+
+def current_cache():
+    """This process's ``Cache`` for ``default_cache_path()``, read once."""
+    path = default_cache_path()
+    if path not in _CACHES:
+        _CACHES[path] = Cache(path)
+    return _CACHES[path]
+
+
+def layer_run(workload, choice, pass_name=None):
+    """A callable running ``relu(conv3x3(x) + bias)`` once for ``workload`` by ``choice``, returning when done.
+
+    ``pass_name`` (default the workload's): "inference" (forward from filters transformed in advance), "training"
+    (forward, then the gradients with respect to the input, the kernel and the bias) or "forward" (forward,
+    filters transformed on every call). Inputs are fixed random variables, created here.
+    """
+    w, pass_name = workload, pass_name or workload.pass_name
+    dtype = tf.as_dtype(w.dtype)
+    shape = (w.batch, w.height, w.width, w.c_in) if w.data_format == "NHWC" else (w.batch, w.c_in, w.height, w.width)
+    x = tf.Variable(tf.cast(tf.random.stateless_normal(shape, seed=(0, 1)), dtype))
+    kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, w.c_in, w.c_out], seed=(0, 2)) * 0.05, dtype))
+    bias = tf.Variable(tf.zeros([w.c_out], dtype))
+    transformed = None
+    if choice.algorithm != "direct" and pass_name == "inference":
+        transformed = tf.Variable(winograd.transform_filters(kernel, winograd.ALGORITHMS[choice.algorithm]))
+
+    def layer():
+        if choice.algorithm == "direct":
+            y = tf.nn.conv2d(x, kernel, 1, "SAME", data_format=w.data_format)
+            return tf.nn.relu(tf.nn.bias_add(y, bias, data_format=w.data_format))
+        return winograd.conv_bias_relu(x, kernel, bias, choice.algorithm, w.data_format, transformed, choice.chunk)
+
+    def training():
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(tf.cast(layer(), tf.float32))
+        return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in tape.gradient(y, [x, kernel, bias])])
+
+    fn = tf.function(training if pass_name == "training" else lambda: tf.reduce_sum(tf.cast(layer(), tf.float32)))
+    return lambda: fn().numpy()
+
+
+def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=None):
+    """Best seconds of each choice, interleaved: ``{choice name: seconds}``; a choice that fails to run is left out."""
+    runs = {}
+    for choice in choices:
+        try:
+            run = layer_run(workload, choice, pass_name)
+            for _ in range(warmup):
+                run()
+        except (tf.errors.OpError, ValueError, TypeError):
+            continue   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
+        runs[choice.name] = run
+    measured = timing.time_contestants(runs, repeats, 0, print_fn=None) if runs else {}
+    return {name: t.best for name, t in measured.items()}
+
+
+def candidate_algorithms(workload):
+    """direct, and every Winograd algorithm this dtype allows, its batch split by ``winograd.chunk_sizes``'s rule."""
+    out = [Choice("direct")]
+    for algorithm in winograd.ALGORITHMS:
+        try:
+            winograd.check_precision(algorithm, workload.dtype)
+        except ValueError:
+            continue
+        out.append(Choice(algorithm, _rule_chunk(workload, algorithm)))
+    return out
+
+
+def _rule_chunk(workload, algorithm):
+    w = workload
+    shape = (w.batch, w.height, w.width, w.c_in)
+    sizes = winograd.chunk_sizes(shape, w.c_out, winograd.ALGORITHMS[algorithm], itemsize=tf.as_dtype(w.dtype).size)
+    return sizes[0] if sizes else w.batch
+
+
+def chunk_choices(workload, algorithm):
+    """``algorithm`` with other chunk sizes than the rule's: the divisors of the batch next below and above it, and
+    the whole batch (divisors: a remainder chunk would cost one more compilation per shape)."""
+    rule, batch = _rule_chunk(workload, algorithm), workload.batch
+    divisors = [d for d in range(1, batch + 1) if batch % d == 0]
+    below = [d for d in divisors if d < rule][-1:]
+    above = [d for d in divisors if d > rule][:1]
+    return [Choice(algorithm, c) for c in sorted(set(below + above + [batch]) - {rule})]
+
+
+def tune(workload, measure=None):
+    """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``.
+
+    Two rounds: every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within 1.25x
+    of the best) with other chunk sizes, direct again among them. ``measure(workload, choices)`` -> ``{name: seconds}`` (replaceable in
+    tests).
+    """
+    start, measure = time.perf_counter(), measure or time_choices
+    seconds = dict(measure(workload, candidate_algorithms(workload)))
+    if not seconds:
+        raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
+    fastest_winograd = min((n for n in seconds if n != "direct"), key=seconds.get, default=None)
+    if fastest_winograd and workload.batch > 1 and seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
+        # direct and the winner again, interleaved with the chunk sizes, so the final comparison is of one round.
+        again = [Choice("direct"), Choice.parse(fastest_winograd)]   # compiled already: cheap to time again
+        seconds.update(measure(workload, again + chunk_choices(workload, Choice.parse(fastest_winograd).algorithm)))
+    return {"choice": min(seconds, key=seconds.get), "seconds": seconds,
+            "tuning_seconds": round(time.perf_counter() - start, 3)}
+
+
+@tf.autograph.experimental.do_not_convert   # plain Python, also when called while a graph is traced
+def choose(workload, fallback):
+    """The ``Choice`` for ``workload``: from the cache, else measured now (and cached), else ``Choice(fallback)``.
+
+    The fallback (``winograd.choose``'s rule) decides where tuning is off, on GPUs, for unknown shapes, and
+    under a distribution strategy for a workload not tuned before (``tune_network`` first, outside it).
+    Measuring runs eagerly even while a ``tf.function`` is being traced or a tape records (``_in_fresh_thread``).
+    """
+    if None in (workload.batch, workload.height, workload.width) or not enabled() or \
+            tf.config.list_physical_devices("GPU"):
+        return Choice(fallback)
+    cache = current_cache()
+    entry = cache.get(workload)
+    if entry is None:
+        if tf.distribute.has_strategy():
+            return Choice(fallback)
+        entry = _in_fresh_thread(tune, workload)
+        cache.put(workload, entry)
+    return Choice.parse(entry["choice"])
+
+
+def _in_fresh_thread(fn, *args):
+    """``fn(*args)`` in a new thread: TensorFlow's graph, tape and device stacks are per thread, so it runs eagerly
+    with nothing recorded (``tf.init_scope`` pauses the tapes, and a tape inside it then records nothing)."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as e:   # re-raised in the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, name="tfvgg-autotune")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def network_workloads(model, batch, dtype="float32", data_format="NHWC", pass_name="training", image_size=None):
+    """``{Workload: [layer names]}`` of a network's 3x3 stride-1 SAME convolutions, in network order."""
+    from tfvgg.configs import Conv, get_network
+    from tfvgg.summary import summary
+    net = get_network(model)
+    size = image_size or net.input_shape[0]
+    rows = summary(net, (size, size, net.input_shape[2]), print_fn=None).rows
+    specs = {layer.name: layer for layer in net.layers}
+    workloads, (h, w, c) = {}, (size, size, net.input_shape[2])
+    for row in rows:
+        spec = specs[row.name]
+        if isinstance(spec, Conv) and winograd.supports(spec.kernel, spec.kernel, spec.stride, spec.stride,
+                                                          spec.padding):
+            key = Workload(h, w, c, spec.channels, batch, tf.as_dtype(dtype).name, data_format, pass_name)
+            workloads.setdefault(key, []).append(row.name)
+        if len(row.output_shape) == 3:
+            h, w, c = row.output_shape
+    return workloads
+
+
+def fallback_rule(workload):
+    """``winograd.choose``'s fixed rule for ``workload`` (what "auto" does where tuning is off)."""
+    w = workload
+    return winograd.choose(3, 3, 1, 1, "SAME", w.height, w.width, w.c_in, w.c_out, w.dtype,
+                           pretransformed=w.pass_name == "inference")
+
+
+def network_choices(model, batch, dtype="float32", data_format="NHWC", pass_name="training", image_size=None):
+    """``{layer name: Choice}`` that "auto" makes for each 3x3 convolution of ``model`` (tuning what is missing)."""
+    choices = {}
+    for workload, layers in network_workloads(model, batch, dtype, data_format, pass_name, image_size).items():
+        choice = choose(workload, fallback_rule(workload))
+        choices.update({layer: choice for layer in layers})
+    return choices
+
+
+def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=PASSES, image_size=None,
+                 print_fn=print):
+    """Tune each 3x3 convolution workload of ``model`` not yet in the cache; a row per workload and pass.
+
+    Row: ``{"pass", "layers", "workload", "choice", "seconds", "speedup_vs_direct", "reused", "tuning_seconds"}``.
+    """
+    cache, rows = current_cache(), []
+    for pass_name in pass_names:
+        for workload, layers in network_workloads(model, batch, dtype, data_format, pass_name, image_size).items():
+            entry = cache.get(workload)
+            reused = entry is not None
+            if not reused:
+                entry = tune(workload)
+                cache.put(workload, entry)
+            seconds = entry["seconds"]
+            speedup = seconds.get("direct", float("nan")) / seconds[entry["choice"]]
+            rows.append({"pass": pass_name, "layers": layers, "workload": workload.key(), "choice": entry["choice"],
+                         "seconds": seconds, "speedup_vs_direct": speedup, "reused": reused,
+                         "tuning_seconds": 0.0 if reused else entry["tuning_seconds"]})
+            if print_fn:
+                print_fn(f"  {pass_name:<9} {','.join(layers):<24} {workload.height}x{workload.width} "
+                         f"{workload.c_in}->{workload.c_out}: {entry['choice']:<13} {speedup:.2f}x direct"
+                         + (" (cached)" if reused else f" (tuned in {entry['tuning_seconds']:.1f} s)"))
+    return rows
