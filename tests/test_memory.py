@@ -1,0 +1,155 @@
+"""Memory pre-flight (tfvgg.memory): the estimate's shape, the check's one line, memory available from /proc and
+cgroup files."""
+import sys
+
+import pytest
+import tensorflow as tf
+
+import tfvgg
+from tfvgg import memory
+
+GIB = 2 ** 30
+
+
+@pytest.fixture(scope="module")
+def vgg16():
+    return tfvgg.summary("D", print_fn=None)
+
+
+def total(summary, batch, pass_name="forward_backward", algorithm="direct", **options):
+    return memory.estimate_bytes(summary, batch, pass_name, tf.float32, algorithm, **options).total
+
+
+@pytest.mark.parametrize("pass_name", memory.PASSES)
+def test_estimate_grows_linearly_with_the_batch(vgg16, pass_name):
+    steps = [total(vgg16, b, pass_name) for b in (100, 200, 300)]
+    assert steps[1] - steps[0] == steps[2] - steps[1] > 0
+
+
+def test_passes_in_order_of_what_they_keep(vgg16):
+    assert total(vgg16, 32, "forward") < total(vgg16, 32, "forward_backward") < total(vgg16, 32, "train")
+    assert total(vgg16, 32, "train", optimizer_slots=2) > total(vgg16, 32, "train", optimizer_slots=1)
+
+
+@pytest.mark.parametrize("pass_name", memory.PASSES)
+@pytest.mark.parametrize("algorithm", ["winograd2", "winograd4", "auto"])
+def test_winograd_needs_more_than_direct(vgg16, pass_name, algorithm):
+    assert total(vgg16, 32, pass_name, algorithm) > total(vgg16, 32, pass_name)
+
+
+def test_winograd_applies_to_3x3_stride_1_layers_only():
+    alexnet = tfvgg.summary("alexnet", print_fn=None)
+    names = [row.name for row, _, _ in memory.winograd_layers(alexnet, "winograd4", tf.float32, "train")]
+    assert names and "conv1" not in names and "conv2" not in names   # 11x11 stride 4, 5x5
+
+
+def test_parts_add_up_and_creating_the_variables_can_dominate(vgg16):
+    small = memory.estimate_bytes(vgg16, 1, "forward", tf.float32)
+    assert dict(small.parts())["creating the variables"] == 2 * 25088 * 4096 * 4   # fc6/w, twice
+    big = memory.estimate_bytes(vgg16, 64, "train", tf.float32, extras={"probe": 10})
+    labels = dict(big.parts())
+    assert {"runtime", "parameters", "gradients", "optimizer slots", "activations", "probe"} <= set(labels)
+    for e in (small, big):
+        assert sum(b for _, b in e.parts()) == e.total
+
+
+def test_mixed_precision_halves_activations_and_adds_a_weight_copy(vgg16):
+    fp32 = dict(memory.estimate_bytes(vgg16, 32, "forward_backward", tf.float32).parts())
+    bf16 = dict(memory.estimate_bytes(vgg16, 32, "forward_backward", tf.bfloat16).parts())
+    assert bf16["activations"] * 2 == fp32["activations"]
+    assert bf16["bfloat16 weights"] * 2 == bf16["parameters"] == fp32["parameters"]
+
+
+@pytest.mark.parametrize("pass_name", memory.PASSES)
+@pytest.mark.parametrize("batch", [1, 7, 32, 500])
+def test_largest_batch_round_trips(vgg16, pass_name, batch):
+    needed = total(vgg16, batch, pass_name, "winograd4")
+    fits = memory.largest_batch(vgg16, pass_name, tf.float32, needed, "winograd4")
+    assert total(vgg16, fits, pass_name, "winograd4") <= needed < total(vgg16, fits + 1, pass_name, "winograd4")
+    estimate = memory.estimate_bytes(vgg16, batch, pass_name, tf.float32, "winograd4")
+    if estimate.working_set > estimate.initialization:   # the pass, not creating the variables, sets the peak
+        assert fits == batch
+        assert memory.largest_batch(vgg16, pass_name, tf.float32, needed - 1, "winograd4") == batch - 1
+
+
+def test_check_fits_passes_what_fits(vgg16):
+    estimate = memory.check_fits(vgg16, 8, ["forward", "forward_backward"], tf.float32, available=100 * GIB)
+    assert estimate.pass_name == "forward_backward" and estimate.total < 100 * GIB
+
+
+def test_check_fits_refuses_with_one_line(vgg16):
+    with pytest.raises(memory.InsufficientMemory) as raised:
+        memory.check_fits(vgg16, 100000, ["forward", "forward_backward"], tf.float32, available=22 * GIB)
+    message = str(raised.value)
+    assert "\n" not in message and isinstance(raised.value, ValueError)
+    assert message.startswith("VGG-16 forward-backward at batch 100000 needs about ")
+    assert "activations" in message and "; 22.0 GiB available; " in message
+    fits = memory.largest_batch(vgg16, "forward_backward", tf.float32, 22 * GIB)
+    assert message.endswith(f"the largest batch that fits is about {fits:,}") and fits > 100
+
+
+def test_check_fits_says_when_not_even_one_image_fits(vgg16):
+    with pytest.raises(memory.InsufficientMemory, match="even batch 1 does not fit$"):
+        memory.check_fits(vgg16, 2, ["forward"], tf.float32, available=GIB)
+
+
+def test_check_fits_skips_where_memory_is_unknown(vgg16, monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda: None)
+    assert memory.check_fits(vgg16, 10 ** 9, ["train"], tf.float32).batch_size == 10 ** 9
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_available_bytes_on_linux():
+    available = memory.available_bytes()
+    assert isinstance(available, int) and available > 0
+
+
+def fake_system(tmp_path, monkeypatch, meminfo, cgroup_line, files):
+    """/proc/meminfo, /proc/self/cgroup and a cgroup tree under tmp_path: ``files`` maps paths to contents."""
+    (tmp_path / "meminfo").write_text(meminfo)
+    (tmp_path / "cgroup").write_text(cgroup_line)
+    for relative, text in files.items():
+        path = tmp_path / "fs" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setattr(memory, "PROC_MEMINFO", str(tmp_path / "meminfo"))
+    monkeypatch.setattr(memory, "PROC_CGROUP", str(tmp_path / "cgroup"))
+    monkeypatch.setattr(memory, "CGROUP_ROOT", str(tmp_path / "fs"))
+
+
+MEMINFO = "MemTotal:       32000000 kB\nMemFree:  1000 kB\nMemAvailable:   20000000 kB\n"
+
+
+def test_cgroup_v2_limit_counts(tmp_path, monkeypatch):
+    fake_system(tmp_path, monkeypatch, MEMINFO, "0::/job/step\n", {
+        "job/step/memory.max": "max\n", "job/step/memory.current": "123\n",
+        "job/memory.max": f"{4 * GIB}\n", "job/memory.current": f"{GIB}\n"})
+    assert memory.available_bytes() == 3 * GIB   # the parent's limit binds; "max" is no limit
+
+
+def test_cgroup_v1_limit_counts(tmp_path, monkeypatch):
+    fake_system(tmp_path, monkeypatch, MEMINFO, "5:cpu,cpuacct:/\n4:memory:/box\n", {
+        "memory/box/memory.limit_in_bytes": f"{2 * GIB}\n", "memory/box/memory.usage_in_bytes": f"{GIB // 2}\n",
+        "memory/memory.limit_in_bytes": "9223372036854771712\n", "memory/memory.usage_in_bytes": "5\n"})
+    assert memory.available_bytes() == GIB + GIB // 2
+
+
+def test_meminfo_binds_below_a_loose_cgroup_limit(tmp_path, monkeypatch):
+    fake_system(tmp_path, monkeypatch, MEMINFO, "0::/\n", {"memory.max": f"{100 * GIB}", "memory.current": "0"})
+    assert memory.available_bytes() == 20000000 * 1024
+
+
+def test_garbage_in_the_files_is_ignored(tmp_path, monkeypatch):
+    fake_system(tmp_path, monkeypatch, "MemAvailable: lots kB\n\x00\xff", "garbage\n0::/x\n", {
+        "x/memory.max": "-", "x/memory.current": "12", "memory.max": "\x00\x01", "memory.current": ""})
+    assert memory.available_bytes() is None
+    (tmp_path / "meminfo").write_text(MEMINFO)
+    assert memory.available_bytes() == 20000000 * 1024
+
+
+def test_missing_files_mean_unknown(tmp_path, monkeypatch):
+    monkeypatch.setattr(memory, "PROC_MEMINFO", str(tmp_path / "none"))
+    monkeypatch.setattr(memory, "PROC_CGROUP", str(tmp_path / "none"))
+    monkeypatch.setattr(memory, "CGROUP_ROOT", str(tmp_path / "none"))
+    assert memory.available_bytes() is None
+
