@@ -10,9 +10,9 @@ for train the optimizer's slots; a copy of the weights in the compute dtype unde
 mixed precision; activations (forward: the two largest consecutive tensors, as
 earlier ones are freed; forward-backward and train: every layer's output, kept
 for the backward pass, plus the gradient of the largest one); Winograd's tiles
-(forward: one chunk's buffer and the filters kept transformed; training: the
-input tiles of every Winograd layer, kept for the weight gradient, and a second
-copy of its output); the caller's ``extras``; and creating
+(one chunk's tiles; forward: the filters kept transformed; training: the
+copies of each Winograd layer's input and output its chunks keep for the
+backward pass, whose tiles are recomputed); the caller's ``extras``; and creating
 the variables, whose transient copies can outweigh a small batch's pass.
 
 Calibration (AMD EPYC, 2 cores, 32 MiB L3, 23 GiB RAM, TensorFlow 2.21 tensorflow-cpu): each run in a process of
@@ -25,11 +25,10 @@ benchmark's own extras (its 4096^2 matmul probe, 192 MiB; see ``benchmarks.cnn``
     forward            direct        16          2,128          2,124   (-0.2%)
     forward-backward   direct         8          2,216          2,431   (+9.7%)
     forward-backward   direct        16          2,725          2,994   (+9.9%)
-    forward-backward   winograd4      8          3,749          3,474   (-7.3%)
+    forward-backward   winograd4      8          3,749          3,373   (-10%; tiles recomputed, b581360)
 
 One more image of VGG-16 forward-backward (direct) costs 64 MiB measured and 70 MiB estimated. Issue 13's
-numbers from another CPU (batch 32 forward-backward, no probe): direct 3,766 MiB measured, 3,929 estimated;
-auto 6,955 measured, 5,834 estimated (-16%; auto counted as the fixed rule's picks, see ``winograd_layers``).
+direct run on another CPU (batch 32 forward-backward, no probe): 3,766 MiB measured, 3,929 estimated.
 """
 import dataclasses
 import math
@@ -135,23 +134,24 @@ def _tile_elements(h, w, channels, m):
 
 
 def _winograd_parts(summary, pass_name, dtype, conv_algorithm):
-    """(fixed parts, per-image parts) of Winograd's tiles and transformed filters, in bytes."""
+    """(fixed parts, per-image parts) of Winograd's buffers, in bytes."""
     itemsize = tf.as_dtype(dtype).size
     layers = winograd_layers(summary, conv_algorithm, dtype, pass_name)
     if not layers:
         return [], []
-    if pass_name != "forward":
-        # Kept for the backward pass: every layer's input tiles V (for the weight gradient), and its output
-        # twice, as the chunks' outputs (for the ReLU mask) and the concatenated output the next layer reads.
-        kept = sum(_tile_elements(h, w, c_in, m) for _, (h, w, c_in), m in layers)
-        outputs = sum(math.prod(row.output_shape) for row, _, _ in layers)
-        return [], [("Winograd tiles", kept * itemsize), ("Winograd output chunks", outputs * itemsize)]
-    # Inference runs a layer in chunks of about CHUNK_BYTES of tiles V and products M (at least one image), and
-    # inference copies keep every layer's filters transformed, (m+2)^2 / 9 of the kernel.
+    # A layer runs in chunks of about CHUNK_BYTES of tiles V and products M (at least one image); the backward
+    # pass recomputes a chunk's tiles.
     one_image = max(_tile_elements(h, w, c_in + row.kernel_shape[3], m) * itemsize
                     for row, (h, w, c_in), m in layers)
-    filters = sum((m + 2) ** 2 * c_in * row.kernel_shape[3] for row, (_, _, c_in), m in layers) * itemsize
-    return [("Winograd tile buffer", max(winograd.CHUNK_BYTES, one_image)), ("transformed filters", filters)], []
+    fixed = [("Winograd tile buffer", max(winograd.CHUNK_BYTES, one_image))]
+    if pass_name == "forward":   # inference copies keep every layer's filters transformed, (m+2)^2 / 9 of a kernel
+        filters = sum((m + 2) ** 2 * c_in * row.kernel_shape[3] for row, (_, _, c_in), m in layers)
+        return fixed + [("transformed filters", filters * itemsize)], []
+    # Kept for the backward pass: each chunk's input and output (copies of the layer's whole input and output);
+    # in it, the chunks of the largest layer's output gradient and of its input gradient before they are joined.
+    copies = sum(math.prod(shape) + math.prod(row.output_shape) for row, shape, _ in layers)
+    gradients = 2 * max(math.prod(row.output_shape) for row, _, _ in layers)
+    return fixed, [("Winograd chunk copies", copies * itemsize), ("Winograd gradient chunks", gradients * itemsize)]
 
 
 def _activation_elements(summary, pass_name):
