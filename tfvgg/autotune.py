@@ -15,6 +15,7 @@ rule decides, as on GPUs, where cuDNN tunes its own); ``TFVGG_AUTOTUNE_CACHE``
 is the cache file (default ``~/.cache/tfvgg/autotune-<fingerprint>.json``, or
 under ``$XDG_CACHE_HOME``). In code: ``set_enabled(False)``.
 """
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -33,6 +34,8 @@ ENV_ENABLE, ENV_CACHE = "TFVGG_AUTOTUNE", "TFVGG_AUTOTUNE_CACHE"
 CACHE_FORMAT = "tfvgg-autotune-1"
 PASSES = ("inference", "training")   # forward from filters transformed once; forward + backward
 REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
+DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
+PRUNE_RATIO = 1.5                    # training tries the Winograd algorithms within this of direct in inference
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _ENABLED = [None]   # None: from the environment
 
@@ -214,7 +217,8 @@ def layer_run(workload, choice, pass_name=None):
             y = tf.reduce_sum(tf.cast(layer(), tf.float32))
         return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in tape.gradient(y, [x, kernel, bias])])
 
-    fn = tf.function(training if pass_name == "training" else lambda: tf.reduce_sum(tf.cast(layer(), tf.float32)))
+    fn = tf.function(training if pass_name == "training" else lambda: tf.reduce_sum(tf.cast(layer(), tf.float32)),
+                     autograph=False)   # plain TensorFlow code: nothing for AutoGraph to convert
     return lambda: fn().numpy()
 
 
@@ -229,8 +233,16 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
         except (tf.errors.OpError, ValueError, TypeError):
             continue   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
         runs[choice.name] = run
-    measured = timing.time_contestants(runs, repeats, 0, print_fn=None) if runs else {}
-    return {name: t.best for name, t in measured.items()}
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        # One interleaved batch each, then a candidate over DROP_RATIO x the best so far runs no more: the clear
+        # losers (F(2x2) on a 224x224 layer takes seconds) cost one timed run, not five.
+        for name, t in timing.time_contestants(runs, 1, 0, print_fn=None).items():
+            best[name] = min(best[name], t.best)
+        leader = min(best.values())
+        runs = {name: run for name, run in runs.items() if best[name] <= DROP_RATIO * leader}
+        runs = dict(list(runs.items())[1:] + list(runs.items())[:1])   # rotate who goes first
+    return best
 
 
 def candidate_algorithms(workload):
@@ -262,24 +274,70 @@ def chunk_choices(workload, algorithm):
     return [Choice(algorithm, c) for c in sorted(set(below + above + [batch]) - {rule})]
 
 
-def tune(workload, measure=None):
+def tune(workload, measure=None, inference_seconds=None):
     """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``.
 
     Two rounds: every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within 1.25x
-    of the best) with other chunk sizes, direct again among them. ``measure(workload, choices)`` -> ``{name: seconds}`` (replaceable in
-    tests).
+    of the best) with other chunk sizes, direct again among them. For training, ``inference_seconds`` (the same
+    layer's inference entry) prunes the candidates instead (``_pruned_by_inference``). ``measure(workload,
+    choices)`` -> ``{name: seconds}``; default ``time_choices`` (tests pass made-up timings).
     """
     start, measure = time.perf_counter(), measure or time_choices
-    seconds = dict(measure(workload, candidate_algorithms(workload)))
+    with _quiet_retracing():
+        seconds = _two_rounds(workload, measure, inference_seconds)
+    return {"choice": min(seconds, key=seconds.get), "seconds": seconds,
+            "tuning_seconds": round(time.perf_counter() - start, 3)}
+
+
+def _pruned_by_inference(candidates, inference_seconds):
+    """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
+    ``PRUNE_RATIO`` of direct there, with the rule's chunking and with the chunk size inference ran fastest.
+
+    Training a candidate costs several XLA compilations (forward, two gradients) and seconds per run on the big
+    layers; Winograd's share of a training step is larger than of inference (its gradients are Winograd too), so
+    an algorithm 1.5x behind direct in inference has not won training in any measurement here.
+    """
+    fastest = {}   # algorithm -> (seconds, chunk)
+    for name, seconds in inference_seconds.items():
+        choice = Choice.parse(name)
+        if seconds < fastest.get(choice.algorithm, (float("inf"),))[0]:
+            fastest[choice.algorithm] = (seconds, choice.chunk)
+    direct = fastest.get("direct", (float("inf"),))[0]
+    kept = [Choice("direct")]
+    for choice in candidates[1:]:
+        seconds, chunk = fastest.get(choice.algorithm, (float("inf"), None))
+        if seconds <= PRUNE_RATIO * direct:
+            kept += [choice] + ([Choice(choice.algorithm, chunk)] if chunk not in (None, choice.chunk) else [])
+    return kept
+
+
+@contextlib.contextmanager
+def _quiet_retracing():
+    """Each candidate is a new ``tf.function`` by design; TensorFlow's warning about retracing is not for us."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _two_rounds(workload, measure, inference_seconds=None):
+    """``{choice name: seconds}`` of both rounds (the second's times replace the first's for the same choice)."""
+    candidates = candidate_algorithms(workload)
+    if inference_seconds:
+        candidates = _pruned_by_inference(candidates, inference_seconds)
+    seconds = dict(measure(workload, candidates))
     if not seconds:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
     fastest_winograd = min((n for n in seconds if n != "direct"), key=seconds.get, default=None)
-    if fastest_winograd and workload.batch > 1 and seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
+    if fastest_winograd and workload.batch > 1 and not inference_seconds and \
+            seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
         # direct and the winner again, interleaved with the chunk sizes, so the final comparison is of one round.
         again = [Choice("direct"), Choice.parse(fastest_winograd)]   # compiled already: cheap to time again
         seconds.update(measure(workload, again + chunk_choices(workload, Choice.parse(fastest_winograd).algorithm)))
-    return {"choice": min(seconds, key=seconds.get), "seconds": seconds,
-            "tuning_seconds": round(time.perf_counter() - start, 3)}
+    return seconds
 
 
 @tf.autograph.experimental.do_not_convert   # plain Python, also when called while a graph is traced
@@ -298,9 +356,17 @@ def choose(workload, fallback):
     if entry is None:
         if tf.distribute.has_strategy():
             return Choice(fallback)
-        entry = _in_fresh_thread(tune, workload)
+        entry = _in_fresh_thread(tune, workload, None, _inference_seconds(cache, workload))
         cache.put(workload, entry)
     return Choice.parse(entry["choice"])
+
+
+def _inference_seconds(cache, workload):
+    """The inference timings of a training workload's layer, if tuned (``tune_network`` tunes inference first)."""
+    if workload.pass_name != "training":
+        return None
+    entry = cache.get(dataclasses.replace(workload, pass_name="inference"))
+    return entry["seconds"] if entry else None
 
 
 def _in_fresh_thread(fn, *args):
@@ -370,7 +436,7 @@ def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=P
             entry = cache.get(workload)
             reused = entry is not None
             if not reused:
-                entry = tune(workload)
+                entry = tune(workload, None, _inference_seconds(cache, workload))
                 cache.put(workload, entry)
             seconds = entry["seconds"]
             speedup = seconds.get("direct", float("nan")) / seconds[entry["choice"]]
