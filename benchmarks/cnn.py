@@ -16,7 +16,7 @@ import tensorflow as tf
 import tfvgg
 from benchmarks import contestants, measure, report, results
 from benchmarks.measure import run_benchmark  # noqa: F401 - the library entry point, also from here
-from tfvgg import cli
+from tfvgg import cli, memory
 from tfvgg.cli import FlagSpec, option
 from tfvgg.distribute import make_strategy
 from tfvgg.ops import nchw_supported
@@ -59,6 +59,8 @@ class BenchmarkConfig:
     output_json: str = option(FlagSpec("path", "Write the results (JSON) to this file."), None)
     profile_dir: str = option(FlagSpec("path", "After timing, trace 2 more batches of each tfvgg pass with "
                                                "tf.profiler into this directory (TensorBoard's Profile tab)."), None)
+    memory_check: bool = option(FlagSpec("boolean", "Before building anything, estimate the memory each pass needs "
+                                                    "and refuse a batch that cannot fit (CPU only)."), True)
 
 
 class UsageError(Exception):
@@ -101,6 +103,25 @@ def resolve_workload(cfg):
     return workload, model_summary, counts, on_gpu
 
 
+def check_memory(workload, model_summary, passes, peers, strategy):
+    """Raise ``memory.InsufficientMemory`` (one line) if a pass at this batch will not fit in this process's memory.
+
+    Besides tfvgg's pass: the matmul probe (``measure.PROBE_SIZE``), each peer's weights, and under a
+    strategy every local replica's variables plus the one-replica contestant's. The train pass's SGD has no
+    momentum slot. Returns the largest pass's ``memory.Estimate``.
+    """
+    weights = model_summary.total_params * memory.PARAMETER_BYTES
+    extras = {"matmul probe": 3 * measure.PROBE_SIZE ** 2 * workload.dtype.size}
+    replicas, local = strategy.num_replicas_in_sync, 1
+    if replicas > 1:
+        local = len(strategy.extended.worker_devices)
+        extras["one-replica contestant"] = weights
+    else:
+        extras.update({f"{peer} weights": weights for peer in peers})
+    return memory.check_fits(model_summary, workload.batch_size * local // replicas, passes, workload.dtype,
+                             workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras)
+
+
 def device_name(device):
     """The GPU's model, or the CPU's model name and core count."""
     if device.startswith("/GPU"):
@@ -124,7 +145,10 @@ def main(argv):
         if cfg.batch_size % strategy.num_replicas_in_sync:
             raise UsageError(f"--batch_size={cfg.batch_size} does not split over "
                              f"{strategy.num_replicas_in_sync} replicas")
-    except (UsageError, ValueError) as e:
+        passes = [PASS_FLAG_VALUES[p] for p in cfg.passes]
+        if cfg.memory_check and not on_gpu:   # a GPU's memory is not host RAM; its allocator reports OOM itself
+            check_memory(workload, model_summary, passes, cfg.compare, strategy)
+    except (UsageError, ValueError) as e:   # memory.InsufficientMemory is a ValueError
         cli.fail(str(e), argv)
     name = device_name(workload.device)
     print("\n".join(report.header_lines(workload, model_summary, name, tf.__version__)))
@@ -138,7 +162,6 @@ def main(argv):
             print_algorithm_table(conv_shapes(workload.model, workload.image_size, workload.channels),
                                   workload.batch_size, compute_dtype(workload.precision),
                                   list(ALGORITHMS), repeats=3)
-    passes = [PASS_FLAG_VALUES[p] for p in cfg.passes]
     measured = run_benchmark(workload, model_summary, counts, passes, cfg.compare, cfg.display_every,
                              profile_dir=cfg.profile_dir, strategy=strategy)
     resolved = {**dataclasses.asdict(cfg), **counts, "image_size": workload.image_size,
@@ -149,4 +172,6 @@ def main(argv):
     if cfg.output_json:
         results.write_results(cfg.output_json, run)
         print(f"Wrote {cfg.output_json}")
-    return 1 if "error" in run else 0
+    if "error" in run:   # out of memory after all: the results so far are out, then one line and exit code 2
+        cli.fail(run["error"], argv)
+    return 0

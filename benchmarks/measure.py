@@ -16,11 +16,12 @@ from tfvgg.precision import compute_dtype
 PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes}
 PASS_TITLES = {"forward": "Forward", "forward_backward": "Forward-backward", "train": "Train step"}
 ONE_REPLICA = "tfvgg_1replica"
+PROBE_SIZE = 4096   # the matmul that measures the peak: PROBE_SIZE^2 x 3 matrices in memory
 TUNED_PASS = {"forward": "inference", "forward_backward": "training", "train": "training"}
 
 
-def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print, probe_size=4096,
-                  profile_dir=None, strategy=None):
+def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print,
+                  probe_size=PROBE_SIZE, profile_dir=None, strategy=None):
     """Time ``passes`` for tfvgg and ``peers``; returns the results dict (fields: BUILD.md, "Results as data").
 
     ``counts``: ``{"num_batches": N, "num_warmup_batches": W}``. With a multi-replica ``strategy``, tfvgg runs
@@ -32,19 +33,22 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
     print_fn(f"Probing the {device} matmul peak in {workload.precision} ...")
     peak = timing.matmul_peak_flops(compute_dtype(workload.precision), n=probe_size, device=workload.device)
     print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
-    tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn)
-    runs, batch_of, skipped = build_contestants(workload, passes, peers, strategy, print_fn)
-    out = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": skipped,
-           "replicas": strategy.num_replicas_in_sync, **({"autotune": tuning} if tuning else {})}
+    out = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": {}, "replicas": strategy.num_replicas_in_sync}
+    try:   # tuning and building allocate too: the variables, the images, each layer's candidates
+        tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn)
+        runs, batch_of, out["skipped"] = build_contestants(workload, passes, peers, strategy, print_fn)
+    except (tf.errors.ResourceExhaustedError, MemoryError):
+        out["error"] = out_of_memory(device, "while building the contestants", workload.batch_size)
+        print_fn(out["error"])
+        return out
+    out.update({"autotune": tuning} if tuning else {})
     flops_per_image = {"forward": 2.0 * model_summary.total_mult_adds}
     flops_per_image["forward_backward"] = flops_per_image["train"] = 3 * flops_per_image["forward"]
     for pass_name in passes:
         try:
             timings, memory = time_pass(pass_name, runs, workload, counts, display_every, print_fn)
         except tf.errors.ResourceExhaustedError:
-            out["error"] = (f"out of memory on {device} during {PASS_TITLES[pass_name].lower()} with --batch_size="
-                            f"{workload.batch_size}; try --batch_size={max(1, workload.batch_size // 2)} "
-                            f"or --precision=bf16/fp16")
+            out["error"] = out_of_memory(device, f"during {PASS_TITLES[pass_name].lower()}", workload.batch_size)
             print_fn(out["error"])
             break
         entries = {name: results.pass_entry(t, batch_of[name], flops_per_image[pass_name] * batch_of[name], peak)
@@ -58,6 +62,12 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
         profile(runs["tfvgg"], passes, profile_dir)
         print_fn(f"Profile of 2 batches per pass written to {profile_dir} (tensorboard --logdir {profile_dir})")
     return out
+
+
+def out_of_memory(device, when, batch_size):
+    """The one-line error of a run that ran out of memory ``when`` ("during forward", ...)."""
+    return (f"out of memory on {device} {when} with --batch_size={batch_size}; try "
+            f"--batch_size={max(1, batch_size // 2)} or --precision=bf16/fp16")
 
 
 def tune_convolutions(workload, passes, replicas=1, print_fn=print):

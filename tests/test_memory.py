@@ -1,5 +1,7 @@
 """Memory pre-flight (tfvgg.memory): the estimate's shape, the check's one line, memory available from /proc and
-cgroup files."""
+cgroup files, and the benchmark refusing a batch that cannot fit."""
+import os
+import subprocess
 import sys
 
 import pytest
@@ -8,6 +10,7 @@ import tensorflow as tf
 import tfvgg
 from tfvgg import memory
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIB = 2 ** 30
 
 
@@ -153,3 +156,44 @@ def test_missing_files_mean_unknown(tmp_path, monkeypatch):
     monkeypatch.setattr(memory, "CGROUP_ROOT", str(tmp_path / "none"))
     assert memory.available_bytes() is None
 
+
+
+def test_benchmark_check_counts_the_probe_and_the_peers(vgg16, monkeypatch):
+    from benchmarks import cnn, contestants
+    workload = contestants.Workload(model="D", batch_size=16, image_size=224, channels=3, num_classes=1000,
+                                    data_format="NHWC", precision="fp32", xla=False, conv_algorithm="direct")
+    strategy = tf.distribute.get_strategy()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100 * GIB)
+    alone = cnn.check_memory(workload, vgg16, ["forward_backward"], [], strategy)
+    both = cnn.check_memory(workload, vgg16, ["forward_backward"], ["keras", "tf1"], strategy)
+    assert dict(alone.parts())["matmul probe"] == 3 * 4096 ** 2 * 4
+    assert both.total - alone.total == 2 * vgg16.total_params * 4
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * GIB)
+    with pytest.raises(memory.InsufficientMemory, match="at batch 16 needs about .*; 2.0 GiB available; "):
+        cnn.check_memory(workload, vgg16, ["forward"], [], strategy)
+
+
+def test_out_of_memory_while_building_is_one_line(monkeypatch):
+    from benchmarks import contestants, measure
+
+    def exhausted(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+    monkeypatch.setattr(contestants, "tfvgg_passes", exhausted)
+    workload = contestants.Workload(model="D", batch_size=4, image_size=32, channels=3, num_classes=10,
+                                    data_format="NHWC", precision="fp32", xla=False, conv_algorithm="direct")
+    out = measure.run_benchmark(workload, tfvgg.summary("D", (32, 32, 3), 10, print_fn=None),
+                                {"num_batches": 1, "num_warmup_batches": 1}, ["forward"], [], display_every=1,
+                                print_fn=lambda *_: None, probe_size=64)
+    assert out["error"] == ("out of memory on CPU:0 while building the contestants with --batch_size=4; "
+                            "try --batch_size=2 or --precision=bf16/fp16")
+    assert "forward" not in out
+
+@pytest.mark.slow
+def test_benchmark_refuses_a_batch_that_cannot_fit():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.vgg16", "--batch_size=100000"], cwd=REPO,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and "largest batch" in error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr and "Probing" not in result.stdout
