@@ -1,5 +1,6 @@
 """Memory pre-flight (tfvgg.memory): the estimate's shape, the check's one line, memory available from /proc and
 cgroup files, and the benchmark refusing a batch that cannot fit."""
+import dataclasses
 import os
 import subprocess
 import sys
@@ -187,6 +188,20 @@ def test_out_of_memory_while_building_is_one_line(monkeypatch):
     assert out["error"] == ("out of memory on CPU:0 while building the contestants with --batch_size=4; "
                             "try --batch_size=2 or --precision=bf16/fp16")
     assert "forward" not in out
+
+
+def test_trainer_refuses_a_batch_that_cannot_fit_before_writing_anything(tmp_path, monkeypatch):
+    from tfvgg.trainer import TrainConfig, Trainer
+    cfg = TrainConfig(model="vgg11_small", image_size=32, batch_size=4096, model_dir=str(tmp_path / "run"))
+    monkeypatch.setattr(memory, "available_bytes", lambda: GIB)
+    with pytest.raises(memory.InsufficientMemory, match=r"^VGG-11 .* train at batch 4096 needs about .*; "
+                                                        r"1.0 GiB available; the largest batch that fits is about"):
+        Trainer(cfg, print_fn=lambda *_: None)
+    assert not (tmp_path / "run").exists()   # a retry with a smaller batch is not refused as a changed run
+    trainer = Trainer(dataclasses.replace(cfg, memory_check=False), print_fn=lambda *_: None)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100 * GIB)
+    slots = dict(trainer.check_memory().parts())["optimizer slots"]   # Adam: two per parameter
+    assert slots == 2 * trainer.p.count_params() * 4
 
 @pytest.mark.slow
 def test_benchmark_refuses_a_batch_that_cannot_fit():

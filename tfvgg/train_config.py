@@ -16,7 +16,7 @@ from tfvgg.util import write_json
 from tfvgg.winograd import check_precision
 
 # Flags a resumed run may change; every other one must equal the first run's.
-RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm")
+RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm", "memory_check")
 CONFIG_FILE = "config.json"
 
 
@@ -57,6 +57,8 @@ class TrainConfig:
     strategy: str = option(cli.STRATEGY, "default")
     cpu_replicas: int = option(cli.CPU_REPLICAS, 0)
     conv_algorithm: str = option(cli.CONV_ALGORITHM, "direct")
+    memory_check: bool = option(FlagSpec("boolean", "Before building anything, estimate the memory a training "
+                                                    "step needs and refuse a batch that cannot fit (CPU only)."), True)
 
     @property
     def dtype(self):

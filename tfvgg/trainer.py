@@ -16,7 +16,7 @@ import time
 
 import tensorflow as tf
 
-from tfvgg import configs
+from tfvgg import configs, memory
 from tfvgg.checkpoint import Checkpointer
 from tfvgg.data import load_dataset, to_tf_dataset
 from tfvgg.distribute import is_chief, make_strategy, task
@@ -26,6 +26,7 @@ from tfvgg.params import ParamStore
 from tfvgg.precision import DynamicLossScale
 from tfvgg import reporting
 from tfvgg.steps import NonFiniteLoss, TrainState, evaluate, make_eval_step, make_train_step, network_fn
+from tfvgg.summary import summary
 from tfvgg.train_config import TrainConfig, check_config, check_or_write_config
 
 __all__ = ["NonFiniteLoss", "TrainConfig", "Trainer", "train"]
@@ -44,22 +45,24 @@ class Trainer:
         self.cfg, self.print = cfg, print_fn
         self.strategy = make_strategy(cfg.strategy, cfg.cpu_replicas)   # before TensorFlow runs any op
         self.chief = is_chief() if cfg.strategy == "multi_worker" else True
-        os.makedirs(cfg.model_dir, exist_ok=True)
-        check_or_write_config(cfg, write=self.chief)
         tf.random.set_seed(cfg.seed)
         if cfg.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.net = configs.get_network(cfg.model)
         self.channels = self.net.input_shape[2]
         self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.seed)
+        self.replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % self.replicas:
+            raise ValueError(f"--batch_size={cfg.batch_size} does not split evenly over {self.replicas} replicas")
+        if cfg.memory_check and not tf.config.list_physical_devices("GPU"):   # GPU memory is not host RAM
+            self.check_memory()   # before config.json: a refused batch leaves the run directory free to retry
+        os.makedirs(cfg.model_dir, exist_ok=True)
+        check_or_write_config(cfg, write=self.chief)
         self.train_x, self.train_y = self.data.train_images, self.data.train_labels
         if cfg.train_subset:
             self.train_x, self.train_y = self.train_x[:cfg.train_subset], self.train_y[:cfg.train_subset]
         self.steps_per_epoch = math.ceil(len(self.train_x) / cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.replicas = self.strategy.num_replicas_in_sync
-        if cfg.batch_size % self.replicas:
-            raise ValueError(f"--batch_size={cfg.batch_size} does not split evenly over {self.replicas} replicas")
         self._build_variables()
         logits = network_fn(self.p, self.net.name, self.data.num_classes, cfg.dtype, cfg.conv_algorithm)
         self.train_step = make_train_step(self.strategy, self.p, logits, self.optimizer, self.state, cfg.keep_prob,
@@ -67,6 +70,18 @@ class Trainer:
         self.eval_step = make_eval_step(logits, cfg.image_size, self.channels)
         worker = "" if self.chief else f".worker-{task()[1]}-"
         self.tensorboard = reporting.TensorBoardLog(os.path.join(cfg.model_dir, f"{worker}tensorboard"))
+
+    def check_memory(self):
+        """Raise ``memory.InsufficientMemory`` (a ValueError, one line) if a training step at ``batch_size`` will
+        not fit in this process's memory; returns its ``memory.Estimate``. The data set is loaded already, so the
+        memory available leaves it out."""
+        cfg = self.cfg
+        local = len(self.strategy.extended.worker_devices) if self.replicas > 1 else 1
+        model_summary = summary(self.net, (cfg.image_size, cfg.image_size, self.channels), self.data.num_classes,
+                                print_fn=None)
+        slots = {"adam": 2}.get(cfg.optimizer, 1 if cfg.momentum else 0)   # tfvgg.optimizers' slot variables
+        return memory.check_fits(model_summary, cfg.batch_size * local // self.replicas, ["train"], cfg.dtype,
+                                 cfg.conv_algorithm, optimizer_slots=slots, replicas=local)
 
     def _build_variables(self):
         """Store, optimizer slots, counters (mirrored under a strategy) and the checkpointer over all of them."""
