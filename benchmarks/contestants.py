@@ -87,7 +87,7 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         # Inference reads weights already in the compute precision (same rounding as a cast per call), and
         # Winograd filters transformed once.
         algorithms = _inference_algorithms(w, replicas)
-        inference_store = (p if w.dtype == tf.float32 and not algorithms
+        inference_store = (p if w.dtype == tf.float32 and w.conv_algorithm == "direct"
                            else p.inference_copy(w.dtype, winograd=algorithms))
 
     def gradients(x):
@@ -188,12 +188,13 @@ def tf1_passes(w, passes=PASSES):
 
 
 def _inference_algorithms(w, replicas):
-    """Winograd algorithms whose filters the inference copy transforms once: the one asked for, or auto's picks."""
+    """Winograd filters the inference copy transforms once: for the algorithm asked for, or ``{layer: algorithm}``
+    of auto's picks."""
     if w.conv_algorithm != "auto":
         return [] if w.conv_algorithm == "direct" else [w.conv_algorithm]
     choices = autotune.network_choices(w.model, w.batch_size // replicas, w.dtype, w.data_format, "inference",
                                        w.image_size)
-    return sorted({c.algorithm for c in choices.values()} - {"direct"})
+    return {layer: c.algorithm for layer, c in choices.items() if c.algorithm != "direct"}
 
 
 def gradient_checksum(grads):

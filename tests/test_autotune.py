@@ -134,3 +134,35 @@ def test_network_workloads_follow_the_papers_table():
     assert [layers for layers in workloads.values()][-1] == ["conv5_1", "conv5_2", "conv5_3"]
     assert len(workloads) == 9 and sum(len(v) for v in workloads.values()) == 13
     assert autotune.Workload(56, 56, 256, 256, 8) in workloads
+
+
+def test_training_tries_only_what_inference_did_not_rule_out():
+    calls = []
+    inference = {"direct": 1.0, "winograd2/1": 1.6, "winograd4/1": 0.8, "winograd4/4": 0.6, "winograd6/1": 1.2}
+    workload = autotune.Workload(56, 56, 256, 256, 8, pass_name="training")
+    rule = autotune._rule_chunk(workload, "winograd4")
+    entry = autotune.tune(workload, fake_measure({"direct": 1.0, "winograd4": 0.7, "winograd6": 0.9}, calls),
+                          inference_seconds=inference)
+    assert len(calls) == 1                                   # one round: the chunk sizes came from inference
+    tried = calls[0]
+    assert "winograd2" not in " ".join(tried)                # 1.6x direct in inference: not tried
+    assert {"direct", f"winograd4/{rule}", "winograd4/4"} <= set(tried)
+    assert any(n.startswith("winograd6/") for n in tried)    # 1.2x direct in inference: tried
+    assert entry["choice"] == min(entry["seconds"], key=entry["seconds"].get)
+
+
+def test_clear_losers_are_timed_once(monkeypatch):
+    runs = {"direct": [], "winograd2/1": []}
+    monkeypatch.setattr(autotune, "layer_run", lambda w, c, p=None: lambda: runs[c.name].append(1))
+
+    def fake_time_contestants(contestants, num_batches, num_warmup_batches, print_fn=None):
+        out = {}
+        for name, run in contestants.items():
+            run()
+            out[name] = autotune.timing.Timing([1.0 if name == "direct" else 3.0])
+        return out
+
+    monkeypatch.setattr(autotune.timing, "time_contestants", fake_time_contestants)
+    seconds = autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
+    assert seconds == {"direct": 1.0, "winograd2/1": 3.0}
+    assert len(runs["direct"]) == 1 + 5 and len(runs["winograd2/1"]) == 1 + 1   # warm-up, then timed runs

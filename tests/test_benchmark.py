@@ -262,3 +262,16 @@ def test_per_layer_table_shows_auto_pick_against_the_best(tmp_path, monkeypatch)
     assert "training" in lines[2] and "| auto: direct " in lines[2]   # tuning off in tests: the rule's choice
     ratio = float(lines[2].rsplit("auto/best ", 1)[1].rstrip(")"))
     assert 0 < ratio <= 1
+
+
+@pytest.mark.slow
+def test_peak_memory_measures_each_contestant_in_a_process_of_its_own():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    result = subprocess.run([sys.executable, "-m", "benchmarks.peak_memory", "--model=lenet", "--batch_size=2",
+                             "--contestants=tfvgg:direct,tfvgg:auto"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [l.split()[0] for l in lines] == ["tfvgg:direct", "tfvgg:auto"]
+    peaks = [float(l.split()[1].replace(",", "")) for l in lines]
+    assert all(100 < p < 10_000 for p in peaks)   # MiB: TensorFlow alone takes a few hundred

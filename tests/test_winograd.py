@@ -210,3 +210,13 @@ def test_auto_leaves_gpus_to_cudnn(monkeypatch):
     monkeypatch.setattr(tf.config, "list_physical_devices",
                         lambda kind=None: ["/physical_device:GPU:0"] if kind == "GPU" else [])
     assert winograd.choose(3, 3, 1, 1, "SAME", 28, 28, 512, 512) == "direct"
+
+
+def test_inference_copy_keeps_per_layer_filters_only_where_asked(rng):
+    p = tfvgg.ParamStore(seed=5)
+    tfvgg.inference_op(random_images(rng, (1, 32, 32, 3)), p, config="A", num_classes=10)
+    q = p.inference_copy(winograd={"conv3_1": "winograd6", "conv4_2": "winograd2"})
+    assert q.for_inference and not p.for_inference
+    assert q.transformed_filters("conv3_1", "winograd6").shape == (64, 128, 256)
+    assert q.transformed_filters("conv4_2", "winograd2").shape == (16, 512, 512)
+    assert q.transformed_filters("conv3_1", "winograd2") is None and q.transformed_filters("conv1_1", "winograd6") is None

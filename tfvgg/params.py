@@ -143,10 +143,11 @@ class ParamStore(tf.Module):
         float32 variables on every call (the same rounding, so the same results;
         measured: 5-7% of a VGG-16 bf16 forward pass at batch 8). ``winograd``:
         algorithms ("winograd2", "winograd4", "winograd6") whose transformed filters are kept for
-        every 3x3 kernel, so ``conv_op`` does not transform them on every call. The
+        every 3x3 kernel, or ``{layer: algorithm}`` for some layers each (auto's picks: each algorithm's
+        filters take (m+2)^2/9 times the kernel's memory), so ``conv_op`` does not transform them on every call. The
         copy does not follow later changes: make a new one after training or loading.
         """
-        dtype = tf.as_dtype(dtype)
+        dtype, per_layer = tf.as_dtype(dtype), isinstance(winograd, dict)
         copy = ParamStore(seed=self.seed, trainable=False, name=f"{self.name}_{dtype.name}")
         object.__setattr__(copy, "for_inference", True)
         with tf.init_scope():
@@ -154,9 +155,11 @@ class ParamStore(tf.Module):
                 copy._by_name[name] = tf.Variable(tf.cast(variable, dtype), trainable=False,
                                                   name=name.replace("/", "_") + f"_{dtype.name}")
                 if name.endswith("/w") and tuple(variable.shape[:2]) == (3, 3):
-                    for algorithm in winograd:
+                    layer = _layer_of(name)
+                    algorithms = ([winograd[layer]] if layer in winograd else []) if per_layer else winograd
+                    for algorithm in algorithms:
                         u = tf.cast(transform_filters(variable, ALGORITHMS[algorithm]), dtype)
-                        copy._transformed[(_layer_of(name), algorithm)] = tf.Variable(u, trainable=False)
+                        copy._transformed[(layer, algorithm)] = tf.Variable(u, trainable=False)
         copy.built_shapes.update(self.built_shapes)
         return copy
 
