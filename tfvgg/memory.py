@@ -43,8 +43,8 @@ PASS_TITLES = {"forward": "forward", "forward_backward": "forward-backward", "tr
 PARAMETER_BYTES = 4   # variables are float32 in every precision
 
 # TensorFlow itself: peak RSS of `import tensorflow as tf; tf.add(tf.ones([2]), 1.0).numpy()` read with
-# resource.getrusage (ru_maxrss), 607-614 MiB over three runs on the calibration machine (TF 2.21, CPU);
-# importing tfvgg and benchmarks.cnn as well added 1 MiB.
+# resource.getrusage (ru_maxrss): 590-615 MiB over four runs on the calibration machine (TF 2.21, CPU), importing
+# tfvgg and benchmarks.cnn as well included; rounded up.
 RUNTIME_BYTES = 620 * 2 ** 20
 
 # Creating a variable (stateless_uniform, then scaled and shifted) holds about two more tensors of its size at
