@@ -89,6 +89,21 @@ def markdown_table(runs):
     return "\n".join(lines)
 
 
+def autotune_table(run):
+    """auto's measured pick per layer workload and pass, with its speed-up over direct; "" if the run has none."""
+    record = run.get("autotune") or {}
+    if not record.get("layers"):
+        return ""
+    how = (f"{record['tuned']} workloads tuned in {record['seconds']:.0f} s" if record["tuned"]
+           else f"all {record['reused']} workloads read from the tuning cache")
+    lines = [f"auto's picks in {run_label(run)} ({how}; times of each candidate in the file):", "",
+             "| layers | input, channels | pass | pick | speed-up vs direct | candidates timed |", "|---|---|---|---|---|---|"]
+    for row in record["layers"]:
+        lines.append(f"| {', '.join(row['layers'])} | {row['workload'].split(' batch')[0]} | {row['pass']} | "
+                     f"{row['choice']} | {row['speedup_vs_direct']:.2f}x | {len(row['seconds'])} |")
+    return "\n".join(lines)
+
+
 def _seconds(entry):
     return f"{entry['seconds_per_batch_mean']:.3f} +/- {entry['seconds_per_batch_sd']:.3f}" if entry else "-"
 
@@ -99,7 +114,8 @@ def regenerate(text):
         runs = [load_results(path) for path in match.group("files").split()]
         if not runs:
             raise ValueError("a benchmark-table marker names no result file")
-        return match.group(1) + markdown_table(runs) + "\n" + match.group(4)
+        tables = [markdown_table(runs)] + [t for t in map(autotune_table, runs) if t]
+        return match.group(1) + "\n\n".join(tables) + "\n" + match.group(4)
     if text.count("<!-- benchmark-table:") != len(TABLE_BLOCK.findall(text)):
         raise ValueError("a <!-- benchmark-table: ... --> marker has no <!-- /benchmark-table --> after it")
     return TABLE_BLOCK.sub(table, text)
@@ -134,7 +150,8 @@ def main(argv):
                 print(f"{stale}: a benchmark table is out of date; run python -m benchmarks.report --update {stale}")
                 return 1
             return 0
-        print(markdown_table([load_results(path) for path in paths]))
+        runs = [load_results(path) for path in paths]
+        print("\n\n".join([markdown_table(runs)] + [t for t in map(autotune_table, runs) if t]))
     except (OSError, ValueError, KeyError) as e:
         cli.fail(e if not isinstance(e, KeyError) else f"a result file lacks the field {e}", argv)
     return 0

@@ -111,3 +111,15 @@ def test_report_command_exit_codes(tmp_path):
 def test_the_repository_tables_match_their_result_files(monkeypatch):
     monkeypatch.chdir(REPO)
     assert report.update_docs(["README.md", "docs/measurements.md"], check=True) is None
+
+
+def test_autotune_picks_become_a_table():
+    run = fake_run()
+    assert report.autotune_table(run) == ""
+    run["autotune"] = {"enabled": True, "tuned": 2, "reused": 0, "seconds": 41.6, "cache": "c.json", "layers": [
+        {"pass": "inference", "layers": ["conv3_2", "conv3_3"], "workload": "56x56 256->256 batch 8 float32 NHWC "
+         "inference", "choice": "winograd4/1", "seconds": {"direct": 0.2, "winograd4/1": 0.08},
+         "speedup_vs_direct": 2.5, "reused": False, "tuning_seconds": 20.0}]}
+    lines = report.autotune_table(run).splitlines()
+    assert lines[0].startswith("auto's picks in VGG-16 fp32 auto, batch 8 (2 workloads tuned in 42 s")
+    assert lines[-1] == "| conv3_2, conv3_3 | 56x56 256->256 | inference | winograd4/1 | 2.50x | 2 |"
