@@ -16,7 +16,7 @@ import tensorflow as tf
 import tfvgg
 from benchmarks import contestants, measure, report, results
 from benchmarks.measure import run_benchmark  # noqa: F401 - the library entry point, also from here
-from tfvgg import cli, memory
+from tfvgg import autotune, cli, memory
 from tfvgg.cli import FlagSpec, option
 from tfvgg.distribute import make_strategy
 from tfvgg.ops import nchw_supported
@@ -137,6 +137,7 @@ def device_name(device):
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)   # tf.distribute and the checkpoint saver log at INFO
+    autotune.use_persistent_xla_cache()       # Winograd kernels compiled by tuning or a run before are reused
     cli.no_positional_arguments(argv)
     cfg = cli.config_from_flags(BenchmarkConfig)
     try:

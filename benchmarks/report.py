@@ -97,7 +97,8 @@ def autotune_table(run):
     how = (f"{record['tuned']} workloads tuned in {record['seconds']:.0f} s" if record["tuned"]
            else f"all {record['reused']} workloads read from the tuning cache")
     lines = [f"auto's picks in {run_label(run)} ({how}; times of each candidate in the file):", "",
-             "| layers | input, channels | pass | pick | speed-up vs direct | candidates timed |", "|---|---|---|---|---|---|"]
+             "| layers | input, channels | pass | pick | speed-up vs direct | candidates timed |",
+             "|---|---|---|---|---|---|"]
     for row in record["layers"]:
         lines.append(f"| {', '.join(row['layers'])} | {row['workload'].split(' batch')[0]} | {row['pass']} | "
                      f"{row['choice']} | {row['speedup_vs_direct']:.2f}x | {len(row['seconds'])} |")

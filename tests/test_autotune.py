@@ -1,6 +1,7 @@
 """The autotuner: the fastest measured candidate wins, the cache is reused, foreign or corrupt caches are ignored."""
 import dataclasses
 import json
+import os
 import warnings
 
 import numpy as np
@@ -166,3 +167,13 @@ def test_clear_losers_are_timed_once(monkeypatch):
     seconds = autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
     assert seconds == {"direct": 1.0, "winograd2/1": 3.0}
     assert len(runs["direct"]) == 1 + 5 and len(runs["winograd2/1"]) == 1 + 1   # warm-up, then timed runs
+
+
+def test_command_lines_keep_xla_kernels_per_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+    directory = autotune.use_persistent_xla_cache()
+    assert directory == str(tmp_path / "tfvgg" / f"xla-{autotune._fingerprint_digest()}")
+    assert (tmp_path / "tfvgg").is_dir()
+    assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={directory}"
+    assert autotune.use_persistent_xla_cache() is None              # named already: left alone

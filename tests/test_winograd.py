@@ -46,7 +46,8 @@ def test_nchw(rng, algorithm):
 
 
 @pytest.mark.parametrize("algorithm,shape,data_format",
-                         [(a, s, "NHWC") for a, s in CASES] + [(a, NCHW_CASE, "NCHW") for a in ("winograd2", "winograd4")])
+                         [(a, s, "NHWC") for a, s in CASES]
+                         + [(a, NCHW_CASE, "NCHW") for a in ("winograd2", "winograd4")])
 def test_gradients_equal_the_direct_gradients(rng, algorithm, shape, data_format):
     """Input, weight and bias gradients of the custom (Winograd) gradient against TensorFlow's kernels."""
     if data_format == "NCHW" and not nchw_supported():
@@ -60,7 +61,8 @@ def test_gradients_equal_the_direct_gradients(rng, algorithm, shape, data_format
         reference = tf.reduce_sum(tf.square(direct(x, kernel, bias, data_format)))
     for a, b in zip(tape.gradient(ours, [x, kernel, bias]), tape.gradient(reference, [x, kernel, bias])):
         assert a.shape == b.shape
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=max(2e-5, TOLERANCES[algorithm]) * np.abs(b).max())
+        tolerance = max(2e-5, TOLERANCES[algorithm])
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=tolerance * np.abs(b).max())
 
 
 def test_toom_cook_construction_reproduces_the_papers_f4_table():
@@ -219,4 +221,5 @@ def test_inference_copy_keeps_per_layer_filters_only_where_asked(rng):
     assert q.for_inference and not p.for_inference
     assert q.transformed_filters("conv3_1", "winograd6").shape == (64, 128, 256)
     assert q.transformed_filters("conv4_2", "winograd2").shape == (16, 512, 512)
-    assert q.transformed_filters("conv3_1", "winograd2") is None and q.transformed_filters("conv1_1", "winograd6") is None
+    assert q.transformed_filters("conv3_1", "winograd2") is None
+    assert q.transformed_filters("conv1_1", "winograd6") is None

@@ -113,12 +113,38 @@ def _onednn_enabled():
         return None
 
 
+def _fingerprint_digest():
+    return hashlib.sha256(json.dumps(machine_fingerprint(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _cache_root():
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tfvgg")
+
+
 def default_cache_path():
     if os.environ.get(ENV_CACHE):
         return os.path.expanduser(os.environ[ENV_CACHE])
-    digest = hashlib.sha256(json.dumps(machine_fingerprint(), sort_keys=True).encode()).hexdigest()[:12]
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(root, "tfvgg", f"autotune-{digest}.json")
+    return os.path.join(_cache_root(), f"autotune-{_fingerprint_digest()}.json")
+
+
+def use_persistent_xla_cache(directory=None):
+    """Keep XLA's compiled kernels on disk (``--tf_xla_persistent_cache_directory``), so a later process loads
+    what tuning or an earlier run compiled instead of compiling it again (measured: an F(6x6) layer's first call
+    6.9 s -> 0.6 s). For command lines, before the first XLA compilation; the library itself sets no variable.
+
+    Default directory: ``xla-<machine fingerprint>`` beside the tuning cache, so kernels compiled for one CPU's
+    instructions are never loaded on another. Returns the directory, or None if ``TF_XLA_FLAGS`` names one already.
+    """
+    current = os.environ.get("TF_XLA_FLAGS", "")
+    if "tf_xla_persistent_cache_directory" in current:
+        return None
+    directory = directory or os.path.join(_cache_root(), f"xla-{_fingerprint_digest()}")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError:
+        return None   # no writable cache: compile every time, as without this
+    os.environ["TF_XLA_FLAGS"] = f"{current} --tf_xla_persistent_cache_directory={directory}".strip()
+    return directory
 
 
 class Cache:
