@@ -45,6 +45,9 @@ class BenchmarkConfig:
     precision: str = option(cli.PRECISION, "fp32")
     xla: bool = option(FlagSpec("boolean", "Compile each pass with XLA (jit_compile=True)."), False)
     conv_algorithm: str = option(cli.CONV_ALGORITHM, "auto")
+    tuning_budget: float = option(FlagSpec("float", "auto: seconds of tuning per run at most (largest layers "
+                                                    "first; the rest keep the fixed rule until a later run tunes "
+                                                    "them); 0 = tune every layer.", lower=0), 120.0)
     per_layer: bool = option(FlagSpec("boolean", "First time each convolution layer alone, direct against "
                                                  "Winograd, and mark auto's choice."), False)
     device: str = option(FlagSpec("enum", "Where to run (auto: the first GPU if any).", ("auto", "cpu", "gpu")),
@@ -164,7 +167,8 @@ def main(argv):
                                   workload.batch_size, compute_dtype(workload.precision),
                                   list(ALGORITHMS), repeats=3)
     measured = run_benchmark(workload, model_summary, counts, passes, cfg.compare, cfg.display_every,
-                             profile_dir=cfg.profile_dir, strategy=strategy)
+                             profile_dir=cfg.profile_dir, strategy=strategy,
+                             tuning_budget=cfg.tuning_budget or None)
     resolved = {**dataclasses.asdict(cfg), **counts, "image_size": workload.image_size,
                 "data_format": workload.data_format}
     run = results.with_run_metadata(measured, model_summary, workload.device, name, resolved)

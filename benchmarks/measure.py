@@ -21,7 +21,7 @@ TUNED_PASS = {"forward": "inference", "forward_backward": "training", "train": "
 
 
 def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print,
-                  probe_size=PROBE_SIZE, profile_dir=None, strategy=None):
+                  probe_size=PROBE_SIZE, profile_dir=None, strategy=None, tuning_budget=None):
     """Time ``passes`` for tfvgg and ``peers``; returns the results dict (fields: BUILD.md, "Results as data").
 
     ``counts``: ``{"num_batches": N, "num_warmup_batches": W}``. With a multi-replica ``strategy``, tfvgg runs
@@ -35,7 +35,7 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
     print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
     out = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": {}, "replicas": strategy.num_replicas_in_sync}
     try:   # tuning and building allocate too: the variables, the images, each layer's candidates
-        tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn)
+        tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn, tuning_budget)
         runs, batch_of, out["skipped"] = build_contestants(workload, passes, peers, strategy, print_fn)
     except (tf.errors.ResourceExhaustedError, MemoryError):
         out["error"] = out_of_memory(device, "while building the contestants", workload.batch_size)
@@ -70,10 +70,11 @@ def out_of_memory(device, when, batch_size):
             f"--batch_size={max(1, batch_size // 2)} or --precision=bf16/fp16")
 
 
-def tune_convolutions(workload, passes, replicas=1, print_fn=print):
+def tune_convolutions(workload, passes, replicas=1, print_fn=print, budget_seconds=None):
     """Tune auto's convolutions before anything is timed (``tfvgg.autotune``); the results' "autotune" record.
 
-    None unless ``--conv_algorithm=auto``; ``{"enabled": False, "why"}`` where the fixed rule decides.
+    None unless ``--conv_algorithm=auto``; ``{"enabled": False, "why"}`` where the fixed rule decides. Past
+    ``budget_seconds`` (None: no limit) the workloads left keep the rule until a later run tunes them.
     """
     if workload.conv_algorithm != "auto":
         return None
@@ -87,12 +88,17 @@ def tune_convolutions(workload, passes, replicas=1, print_fn=print):
     print_fn(f"Tuning auto's convolutions for batch {batch} (cache: {cache.path}) ...")
     start = time.perf_counter()
     rows = autotune.tune_network(workload.model, batch, workload.dtype, workload.data_format,
-                                 sorted({TUNED_PASS[p] for p in passes}), workload.image_size, print_fn)
+                                 sorted({TUNED_PASS[p] for p in passes}), workload.image_size, print_fn,
+                                 budget_seconds)
     seconds = time.perf_counter() - start
-    tuned = sum(not row["reused"] for row in rows)
-    print_fn(f"  {tuned} workloads tuned and {len(rows) - tuned} read from the cache in {seconds:.1f} s")
-    return {"enabled": True, "cache": cache.path, "seconds": seconds, "tuned": tuned,
-            "reused": len(rows) - tuned, "layers": rows}
+    tuned = sum(row["tuned"] and not row["reused"] for row in rows)
+    reused = sum(row["reused"] for row in rows)
+    left = len(rows) - tuned - reused
+    print_fn(f"  {tuned} workloads tuned and {reused} read from the cache in {seconds:.1f} s"
+             + (f"; {left} left to the fixed rule (--tuning_budget={budget_seconds:g} s spent; the next run "
+                "tunes them, --tuning_budget=0 tunes all)" if left else ""))
+    return {"enabled": True, "cache": cache.path, "seconds": seconds, "tuned": tuned, "reused": reused,
+            "left_to_rule": left, "budget_seconds": budget_seconds, "layers": rows}
 
 
 def build_contestants(workload, passes, peers, strategy, print_fn=print):

@@ -95,13 +95,17 @@ def autotune_table(run):
     if not record.get("layers"):
         return ""
     how = (f"{record['tuned']} workloads tuned in {record['seconds']:.0f} s" if record["tuned"]
-           else f"all {record['reused']} workloads read from the tuning cache")
+           else f"all {record['reused']} workloads read from the tuning cache" if not record.get("left_to_rule")
+           else f"{record['reused']} workloads read from the tuning cache")
+    if record.get("left_to_rule"):
+        how += f", {record['left_to_rule']} left to the fixed rule"
     lines = [f"auto's picks in {run_label(run)} ({how}; times of each candidate in the file):", "",
              "| layers | input, channels | pass | pick | speed-up vs direct | candidates timed |",
              "|---|---|---|---|---|---|"]
     for row in record["layers"]:
+        speedup = f"{row['speedup_vs_direct']:.2f}x" if row["seconds"] else "(rule)"
         lines.append(f"| {', '.join(row['layers'])} | {row['workload'].split(' batch')[0]} | {row['pass']} | "
-                     f"{row['choice']} | {row['speedup_vs_direct']:.2f}x | {len(row['seconds'])} |")
+                     f"{row['choice']} | {speedup} | {len(row['seconds'])} |")
     return "\n".join(lines)
 
 

@@ -177,3 +177,23 @@ def test_command_lines_keep_xla_kernels_per_machine(tmp_path, monkeypatch):
     assert (tmp_path / "tfvgg").is_dir()
     assert os.environ["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 --tf_xla_persistent_cache_directory={directory}"
     assert autotune.use_persistent_xla_cache() is None              # named already: left alone
+
+
+def test_a_tuning_budget_tunes_the_largest_layers_first_and_leaves_the_rest_to_the_rule(cache_path, monkeypatch):
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(autotune.time, "perf_counter", lambda: next(clock))   # 10 s per look at the clock
+    monkeypatch.setattr(autotune, "_MEASURING", [True])
+    tuned = []
+
+    def fake_tune(workload, measure=None, inference_seconds=None):
+        tuned.append(workload)
+        return {"choice": "winograd4/1", "seconds": {"direct": 2.0, "winograd4/1": 1.0}, "tuning_seconds": 10.0}
+
+    monkeypatch.setattr(autotune, "tune", fake_tune)
+    rows = autotune.tune_network("D", 8, pass_names=["inference"], print_fn=None, budget_seconds=15)
+    assert tuned == [autotune.Workload(56, 56, 256, 256, 8, pass_name="inference")]   # the most multiply-adds
+    assert [r["tuned"] for r in rows].count(True) == 1 and len(rows) == 9
+    left = [r for r in rows if not r["tuned"]]
+    assert all(r["seconds"] == {} and r["choice"] in ("direct", "winograd4") for r in left)
+    monkeypatch.setattr(autotune, "tune", lambda *a: pytest.fail("measured after the budget ran out"))
+    assert autotune.choose(autotune.Workload(8, 8, 4, 8, 2), "direct") == autotune.Choice("direct")

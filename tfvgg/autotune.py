@@ -40,6 +40,9 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni",
 _ENABLED = [None]   # None: from the environment
 
 
+_MEASURING = [True]  # False after a tuning budget ran out: cached choices still count, nothing new is measured
+
+
 def set_enabled(enabled):
     """Turn measured tuning on or off for this process (None: back to ``TFVGG_AUTOTUNE``)."""
     _ENABLED[0] = None if enabled is None else bool(enabled)
@@ -49,6 +52,11 @@ def enabled():
     if _ENABLED[0] is not None:
         return _ENABLED[0]
     return os.environ.get(ENV_ENABLE, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def set_measuring(measuring):
+    """With False, ``choose`` reads the cache but measures nothing new (the rule decides a miss)."""
+    _MEASURING[0] = bool(measuring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,7 +388,7 @@ def choose(workload, fallback):
     cache = current_cache()
     entry = cache.get(workload)
     if entry is None:
-        if tf.distribute.has_strategy():
+        if tf.distribute.has_strategy() or not _MEASURING[0]:
             return Choice(fallback)
         entry = _in_fresh_thread(tune, workload, None, _inference_seconds(cache, workload))
         cache.put(workload, entry)
@@ -451,26 +459,43 @@ def network_choices(model, batch, dtype="float32", data_format="NHWC", pass_name
 
 
 def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=PASSES, image_size=None,
-                 print_fn=print):
+                 print_fn=print, budget_seconds=None):
     """Tune each 3x3 convolution workload of ``model`` not yet in the cache; a row per workload and pass.
 
     Row: ``{"pass", "layers", "workload", "choice", "seconds", "speedup_vs_direct", "reused", "tuning_seconds"}``.
+    With ``budget_seconds``, the largest workloads go first (multiply-adds x layers), and once the budget is
+    spent the rest keep the fixed rule (row ``"choice"`` from it, ``"seconds"`` empty) and this process measures
+    nothing more (``set_measuring(False)``); a later run tunes them.
     """
-    cache, rows = current_cache(), []
+    cache, rows, start = current_cache(), [], time.perf_counter()
     for pass_name in pass_names:
-        for workload, layers in network_workloads(model, batch, dtype, data_format, pass_name, image_size).items():
+        workloads = network_workloads(model, batch, dtype, data_format, pass_name, image_size)
+        order = sorted(workloads, key=lambda w: -w.height * w.width * w.c_in * w.c_out * len(workloads[w])) \
+            if budget_seconds else list(workloads)
+        for workload in order:
             entry = cache.get(workload)
             reused = entry is not None
+            if not reused and budget_seconds and time.perf_counter() - start > budget_seconds:
+                set_measuring(False)
+                rows.append(_row(pass_name, workloads[workload], workload, None, False, print_fn))
+                continue
             if not reused:
                 entry = tune(workload, None, _inference_seconds(cache, workload))
                 cache.put(workload, entry)
-            seconds = entry["seconds"]
-            speedup = seconds.get("direct", float("nan")) / seconds[entry["choice"]]
-            rows.append({"pass": pass_name, "layers": layers, "workload": workload.key(), "choice": entry["choice"],
-                         "seconds": seconds, "speedup_vs_direct": speedup, "reused": reused,
-                         "tuning_seconds": 0.0 if reused else entry["tuning_seconds"]})
-            if print_fn:
-                print_fn(f"  {pass_name:<9} {','.join(layers):<24} {workload.height}x{workload.width} "
-                         f"{workload.c_in}->{workload.c_out}: {entry['choice']:<13} {speedup:.2f}x direct"
-                         + (" (cached)" if reused else f" (tuned in {entry['tuning_seconds']:.1f} s)"))
+            rows.append(_row(pass_name, workloads[workload], workload, entry, reused, print_fn))
     return rows
+
+
+def _row(pass_name, layers, workload, entry, reused, print_fn):
+    """One ``tune_network`` row (``entry`` None: left to the rule), printed."""
+    seconds = entry["seconds"] if entry else {}
+    choice = entry["choice"] if entry else Choice(fallback_rule(workload)).name
+    speedup = seconds.get("direct", float("nan")) / seconds[choice] if entry else float("nan")
+    if print_fn:
+        how = ("cached" if reused else f"tuned in {entry['tuning_seconds']:.1f} s") if entry \
+            else "the rule's: the tuning budget is spent"
+        print_fn(f"  {pass_name:<9} {','.join(layers):<24} {workload.height}x{workload.width} "
+                 f"{workload.c_in}->{workload.c_out}: {choice:<13} {speedup:.2f}x direct ({how})")
+    return {"pass": pass_name, "layers": layers, "workload": workload.key(), "choice": choice, "seconds": seconds,
+            "speedup_vs_direct": speedup, "reused": reused, "tuned": entry is not None,
+            "tuning_seconds": entry["tuning_seconds"] if entry and not reused else 0.0}
