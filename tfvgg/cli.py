@@ -74,8 +74,9 @@ NUM_CLASSES = FlagSpec("integer", "Width of the last layer (default: the network
 PRECISION = FlagSpec("enum", "Compute precision: fp32, or bf16 / fp16 with float32 variables (mixed precision; "
                      "fp16 scales the loss).", tuple(PRECISIONS))
 CONV_ALGORITHM = FlagSpec("enum", "3x3 stride-1 convolutions: direct (tf.nn.conv2d), winograd2 (F(2x2,3x3)), "
-                          "winograd4 (F(4x4,3x3)), or auto (per layer: Winograd where it measured faster; direct "
-                          "on GPUs and in bf16/fp16).", CONV_ALGORITHMS)
+                          "winograd4 (F(4x4,3x3)), winograd6 (F(6x6,3x3)), or auto (per layer, the fastest measured "
+                          "on this machine and cached; TFVGG_AUTOTUNE=0: a fixed rule; direct on GPUs).",
+                          CONV_ALGORITHMS)
 DATA_FORMAT = FlagSpec("enum", "Tensor layout: NHWC or NCHW.", DATA_FORMATS)
 STRATEGY = FlagSpec("enum", "default (one device), mirrored (local GPUs, or --cpu_replicas CPU devices), "
                     "multi_worker (TF_CONFIG in each worker's environment).", STRATEGIES)

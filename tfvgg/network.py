@@ -28,8 +28,9 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         image size works) and returns the features instead of the triple.
       pooling: with include_top=False, None keeps the last pool's
         ``[N, h, w, C]``; "avg" or "max" pools it globally to ``[N, C]``.
-      conv_algorithm: "direct", "winograd2", "winograd4" or "auto" for the 3x3
-        stride-1 convolutions (see ``conv_op``); others always run direct.
+      conv_algorithm: "direct", "winograd2", "winograd4", "winograd6" or "auto" (measured
+        per layer, ``tfvgg.autotune``) for the 3x3 stride-1 convolutions (see ``conv_op``);
+        others always run direct.
       return_endpoints: also return ``{layer name: activation}`` for every layer
         (``conv1_1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), in order.
 
