@@ -25,3 +25,14 @@ def pytest_configure(config):
                             "them and CI runs both lanes")
     # Keras' own np.array(x) call under NumPy 2; not ours, and noisy in every Keras test.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
+
+
+@pytest.fixture(autouse=True)
+def _op_determinism_does_not_leak():
+    """The trainer turns TensorFlow's process-wide op determinism on (--deterministic); a later test in the same
+    worker (unseeded random ops in the tutorials) must not inherit it."""
+    from tensorflow.python.framework import config as tf_config   # the only switch back; tests only
+    before = tf_config.is_op_determinism_enabled()
+    yield
+    if tf_config.is_op_determinism_enabled() and not before:
+        tf_config.disable_op_determinism()
