@@ -86,9 +86,9 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
         # Inference reads weights already in the compute precision (same rounding as a cast per call), and
         # Winograd filters transformed once.
-        algorithms = _inference_algorithms(w, replicas)
-        inference_store = (p if w.dtype == tf.float32 and w.conv_algorithm == "direct"
-                           else p.inference_copy(w.dtype, winograd=algorithms))
+        inference_store = p
+        if "forward" in passes and (w.dtype != tf.float32 or w.conv_algorithm != "direct"):   # a copy costs memory
+            inference_store = p.inference_copy(w.dtype, winograd=_inference_algorithms(w, replicas))
 
     def gradients(x):
         with tf.GradientTape() as tape:
