@@ -17,6 +17,7 @@ under ``$XDG_CACHE_HOME``). In code: ``set_enabled(False)``.
 """
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -97,6 +98,12 @@ class Choice:
 
 def machine_fingerprint():
     """What a tuning result depends on besides the workload: the same on the same machine and software."""
+    fingerprint = _read_fingerprint()
+    return {**fingerprint, "isa": list(fingerprint["isa"])}   # a copy: the cached one stays as read
+
+
+@functools.lru_cache(maxsize=None)   # read once per process: choose() runs for every layer a trace builds
+def _read_fingerprint():
     import tfvgg   # the package's version; imported here, as tfvgg imports this module
     cpu, flags = platform.processor(), set()
     try:
