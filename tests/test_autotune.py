@@ -139,34 +139,47 @@ def test_network_workloads_follow_the_papers_table():
 
 def test_training_tries_only_what_inference_did_not_rule_out():
     calls = []
-    inference = {"direct": 1.0, "winograd2/1": 1.6, "winograd4/1": 0.8, "winograd4/4": 0.6, "winograd6/1": 1.2}
+    inference = {"direct": 1.0, "winograd2/1": 1.6, "winograd4/1": 0.8, "winograd4/4": 0.6, "winograd6/1": 0.75}
     workload = autotune.Workload(56, 56, 256, 256, 8, pass_name="training")
-    rule = autotune._rule_chunk(workload, "winograd4")
     entry = autotune.tune(workload, fake_measure({"direct": 1.0, "winograd4": 0.7, "winograd6": 0.9}, calls),
                           inference_seconds=inference)
     assert len(calls) == 1                                   # one round: the chunk sizes came from inference
-    tried = calls[0]
-    assert "winograd2" not in " ".join(tried)                # 1.6x direct in inference: not tried
-    assert {"direct", f"winograd4/{rule}", "winograd4/4"} <= set(tried)
-    assert any(n.startswith("winograd6/") for n in tried)    # 1.2x direct in inference: tried
-    assert entry["choice"] == min(entry["seconds"], key=entry["seconds"].get)
+    assert calls[0] == ["direct", "winograd4/4", "winograd6/1"]   # 2.7x inference's fastest: F(2x2) not tried
+    assert entry["choice"] == "winograd4/4"
 
 
-def test_clear_losers_are_timed_once(monkeypatch):
-    runs = {"direct": [], "winograd2/1": []}
-    monkeypatch.setattr(autotune, "layer_run", lambda w, c, p=None: lambda: runs[c.name].append(1))
+def _fake_timings(monkeypatch, seconds_of):
+    """``time_choices`` with made-up run times: ``seconds_of(name, run number)``; returns the runs per name."""
+    runs = {}
+    monkeypatch.setattr(autotune, "layer_run", lambda w, c, p=None: lambda: runs.setdefault(c.name, []).append(1))
 
     def fake_time_contestants(contestants, num_batches, num_warmup_batches, print_fn=None):
         out = {}
         for name, run in contestants.items():
             run()
-            out[name] = autotune.timing.Timing([1.0 if name == "direct" else 3.0])
+            out[name] = autotune.timing.Timing([seconds_of(name, len(runs[name]))])
         return out
 
     monkeypatch.setattr(autotune.timing, "time_contestants", fake_time_contestants)
+    return runs
+
+
+def test_clear_losers_are_timed_once(monkeypatch):
+    runs = _fake_timings(monkeypatch, lambda name, n: 1.0 if name == "direct" else 3.0)
     seconds = autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
     assert seconds == {"direct": 1.0, "winograd2/1": 3.0}
-    assert len(runs["direct"]) == 1 + 5 and len(runs["winograd2/1"]) == 1 + 1   # warm-up, then timed runs
+    assert len(runs["winograd2/1"]) == 1 + 1                             # warm-up, then one timed run
+    assert len(runs["direct"]) == 1 + autotune.MIN_REPEATS               # alone: nothing left to compare
+
+
+@pytest.mark.parametrize("overlap,timed_runs", [(False, autotune.MIN_REPEATS), (True, 5)])
+def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, timed_runs):
+    # direct alternates 1.0 and 1.1 s; F(2x2) 1.2 s, or 1.05 s on every third run (overlapping direct's range).
+    runs = _fake_timings(monkeypatch, lambda name, n: (1.0 + 0.1 * (n % 2)) if name == "direct" else
+                         (1.05 if overlap and n % 3 == 0 else 1.2))
+    seconds = autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
+    assert min(seconds, key=seconds.get) == "direct"
+    assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
 
 
 def test_command_lines_keep_xla_kernels_per_machine(tmp_path, monkeypatch):

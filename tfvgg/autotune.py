@@ -35,8 +35,9 @@ ENV_ENABLE, ENV_CACHE = "TFVGG_AUTOTUNE", "TFVGG_AUTOTUNE_CACHE"
 CACHE_FORMAT = "tfvgg-autotune-1"
 PASSES = ("inference", "training")   # forward from filters transformed once; forward + backward
 REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
+MIN_REPEATS = 2                      # timed runs before a clear leader may end the timing early
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
-PRUNE_RATIO = 1.5                    # training tries the Winograd algorithms within this of direct in inference
+PRUNE_RATIO = 1.3                    # training tries Winograd algorithms within this of inference's fastest
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _ENABLED = [None]   # None: from the environment
 
@@ -264,7 +265,13 @@ def layer_run(workload, choice, pass_name=None):
 
 
 def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=None):
-    """Best seconds of each choice, interleaved: ``{choice name: seconds}``; a choice that fails to run is left out."""
+    """Best seconds of each choice, interleaved: ``{choice name: seconds}``; a choice that fails to run is left out.
+
+    Up to ``repeats`` interleaved rounds of one run each. After a round, a candidate over ``DROP_RATIO`` x the
+    best so far runs no more (F(2x2) on a 224x224 layer takes seconds: one timed run, not five), and from
+    ``MIN_REPEATS`` rounds on the timing ends once the leader's slowest run beat every other candidate's fastest:
+    more runs would not change the order.
+    """
     runs = {}
     for choice in choices:
         try:
@@ -274,16 +281,17 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
         except (tf.errors.OpError, ValueError, TypeError):
             continue   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
         runs[choice.name] = run
-    best = {name: float("inf") for name in runs}
-    for _ in range(repeats):
-        # One interleaved batch each, then a candidate over DROP_RATIO x the best so far runs no more: the clear
-        # losers (F(2x2) on a 224x224 layer takes seconds) cost one timed run, not five.
+    samples = {name: [] for name in runs}
+    for round_number in range(1, repeats + 1):
         for name, t in timing.time_contestants(runs, 1, 0, print_fn=None).items():
-            best[name] = min(best[name], t.best)
-        leader = min(best.values())
-        runs = {name: run for name, run in runs.items() if best[name] <= DROP_RATIO * leader}
+            samples[name] += t.durations
+        best = {name: min(s) for name, s in samples.items()}
+        leader = min(best, key=best.get)
+        runs = {name: run for name, run in runs.items() if best[name] <= DROP_RATIO * best[leader]}
+        if round_number >= MIN_REPEATS and all(max(samples[leader]) < best[name] for name in runs if name != leader):
+            break
         runs = dict(list(runs.items())[1:] + list(runs.items())[:1])   # rotate who goes first
-    return best
+    return {name: min(s) for name, s in samples.items()}
 
 
 def candidate_algorithms(workload):
@@ -332,23 +340,23 @@ def tune(workload, measure=None, inference_seconds=None):
 
 def _pruned_by_inference(candidates, inference_seconds):
     """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
-    ``PRUNE_RATIO`` of direct there, with the rule's chunking and with the chunk size inference ran fastest.
+    ``PRUNE_RATIO`` of the fastest inference candidate, with the chunk size it ran fastest with there.
 
-    Training a candidate costs several XLA compilations (forward, two gradients) and seconds per run on the big
-    layers; Winograd's share of a training step is larger than of inference (its gradients are Winograd too), so
-    an algorithm 1.5x behind direct in inference has not won training in any measurement here.
+    Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
+    The same algorithm computes the forward pass and both gradients, so inference ranks the Winograd variants:
+    in the measurements here no algorithm 1.3x behind inference's fastest won training.
     """
     fastest = {}   # algorithm -> (seconds, chunk)
     for name, seconds in inference_seconds.items():
         choice = Choice.parse(name)
         if seconds < fastest.get(choice.algorithm, (float("inf"),))[0]:
             fastest[choice.algorithm] = (seconds, choice.chunk)
-    direct = fastest.get("direct", (float("inf"),))[0]
+    best = min(seconds for seconds, _ in fastest.values())
     kept = [Choice("direct")]
     for choice in candidates[1:]:
         seconds, chunk = fastest.get(choice.algorithm, (float("inf"), None))
-        if seconds <= PRUNE_RATIO * direct:
-            kept += [choice] + ([Choice(choice.algorithm, chunk)] if chunk not in (None, choice.chunk) else [])
+        if seconds <= PRUNE_RATIO * best:
+            kept.append(Choice(choice.algorithm, choice.chunk if chunk is None else chunk))
     return kept
 
 

@@ -217,7 +217,8 @@ def _xla(fn, *tensors, **static):
     and TensorFlow warns about that)."""
     key = (fn, tuple(sorted(static.items())), tuple((tuple(t.shape), t.dtype) for t in tensors))
     if key not in _XLA_FUNCTIONS:
-        _XLA_FUNCTIONS[key] = tf.function(functools.partial(fn, **static), jit_compile=True)
+        # Plain TensorFlow code, nothing for AutoGraph to convert: without it F(4x4)'s trace took 0.36 s, not 1.0.
+        _XLA_FUNCTIONS[key] = tf.function(functools.partial(fn, **static), jit_compile=True, autograph=False)
     return _XLA_FUNCTIONS[key](*tensors)
 
 
