@@ -6,7 +6,7 @@ batch, dtype, layout, pass); its candidates are direct (``tf.nn.conv2d``) and ea
 Winograd F(m x m, 3 x 3) with the batch split into chunks of several sizes. They
 are timed interleaved (``tfvgg.timing``), best of a few runs each, and the fastest
 is stored in a JSON cache under a fingerprint of the machine (CPU model and ISA
-flags, cores, oneDNN, TensorFlow and tfvgg versions). Later builds, in this
+flags, cores, oneDNN, TensorFlow and tfvgg versions, the Winograd kernels' source). Later builds, in this
 process or another, read the cache. A corrupt or foreign cache is ignored with
 one warning.
 
@@ -118,7 +118,14 @@ def _read_fingerprint():
         pass
     return {"cpu": cpu or platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
             "cores": os.cpu_count(), "onednn": _onednn_enabled(), "tensorflow": tf.__version__,
-            "tfvgg": tfvgg.__version__}
+            "tfvgg": tfvgg.__version__, "kernels": _kernels_digest()}
+
+
+def _kernels_digest():
+    """A digest of the Winograd kernels' source: timings of other kernel code (an edit within one tfvgg version,
+    as in development) are not reused."""
+    with open(winograd.__file__, "rb") as source:
+        return hashlib.sha256(source.read()).hexdigest()[:12]
 
 
 def _onednn_enabled():
