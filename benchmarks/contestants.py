@@ -9,7 +9,7 @@ Every builder takes a ``Workload`` and returns ``{pass_name: run}``, where
   train             forward_backward plus an SGD update of every parameter.
 Inputs are random images held in a variable on the device, created once.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tensorflow as tf
@@ -118,6 +118,13 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         return _runner(tf.function(run_on_replicas, jit_compile=w.xla or None), w.device if replicas == 1 else None)
 
     return {name: graph(replica_fns[name]) for name in passes}
+
+
+def direct_passes(w, passes=PASSES):
+    """tfvgg itself with every convolution direct (``tf.nn.conv2d``): what ``--conv_algorithm=auto`` is against."""
+    if w.conv_algorithm == "direct":
+        raise PeerUnavailable("tfvgg runs direct convolutions already (--conv_algorithm=direct)")
+    return tfvgg_passes(replace(w, conv_algorithm="direct"), passes)
 
 
 def keras_passes(w, passes=PASSES):

@@ -13,7 +13,7 @@ from benchmarks import contestants, results, timing
 from tfvgg import autotune
 from tfvgg.precision import compute_dtype
 
-PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes}
+PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes, "direct": contestants.direct_passes}
 PASS_TITLES = {"forward": "Forward", "forward_backward": "Forward-backward", "train": "Train step"}
 ONE_REPLICA = "tfvgg_1replica"
 PROBE_SIZE = 4096   # the matmul that measures the peak: PROBE_SIZE^2 x 3 matrices in memory

@@ -184,7 +184,7 @@ def run_cli(*args, timeout=300):
     (["--batch_size=0"], "--batch_size=0"),
     (["--model=F"], "--model"),
     (["--passes=sideways"], "--passes takes a comma-separated subset of forward, forward-backward, train"),
-    (["--compare=torch"], "--compare takes a comma-separated subset of keras, tf1"),
+    (["--compare=torch"], "--compare takes a comma-separated subset of keras, tf1, direct"),
     (["--model=alexnet", "--image_size=32"], "--image_size=32: alexnet/pool5"),
     (["--precision=fp64"], "--precision"),
     (["--conv_algorithm=winograd4", "--precision=bf16"], "winograd4 in bfloat16 loses"),
@@ -245,9 +245,17 @@ def test_conv_layers_times_the_three_kernels():
 def test_tiny_run_with_winograd_convolutions():
     w = contestants.Workload(model="D", batch_size=2, image_size=32, channels=3, num_classes=10,
                              conv_algorithm="winograd2")
-    results = run_tiny(w, ["forward", "forward_backward"], peers=["keras"])
+    results = run_tiny(w, ["forward", "forward_backward"], peers=["keras", "direct"])
     assert PASS_FIELDS <= set(results["forward_backward"])
     assert "ratio" in results["compare"]["keras"]["forward"]
+    direct = results["compare"]["direct"]["forward_backward"]      # tfvgg against itself with direct convolutions
+    assert direct["ratio"] == pytest.approx(direct["seconds_per_batch_mean"]
+                                            / results["forward_backward"]["seconds_per_batch_mean"])
+
+
+def test_direct_is_no_peer_of_a_direct_run():
+    results = run_tiny(tiny(), ["forward"], peers=["direct"])
+    assert "direct" not in results["compare"] and "--conv_algorithm=direct" in results["skipped"]["direct"]
 
 
 def test_per_layer_table_shows_auto_pick_against_the_best(tmp_path, monkeypatch):

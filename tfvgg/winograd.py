@@ -7,8 +7,8 @@ U = G g G^T (filters) and Y = A^T [sum over channels of U * V] A, the channel
 sum for each of the (m+2)^2 tile positions is one matrix product, so the whole
 layer is: input transform, one batched matmul, output transform.
 
-The transforms are small contractions with the constant matrices below over
-strided views of the image, and each layer runs as a ``tf.function(jit_compile=True)``
+The transforms are sums of strided views of the image scaled by the constant
+coefficients below, and small contractions with them; each layer runs as a ``tf.function(jit_compile=True)``
 so XLA fuses them (unfused, their memory traffic costs more than the saved
 multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
 ``conv_bias_relu`` has its own Winograd gradient (faster here).
@@ -102,22 +102,34 @@ def _tiles(size, m):
     return -(-size // m)
 
 
+def _weighted_sum(terms):
+    """sum(c * x) over (c, x) with c != 0, without multiplying by 1."""
+    out = None
+    for c, x in terms:
+        if c == 0:
+            continue
+        term = x if c == 1 else (-x if c == -1 else x * c)
+        out = term if out is None else out + term
+    return out
+
+
 def input_transform(x, m):
     """NHWC ``x`` ``[N, H, W, C]`` -> ``V = B^T d B`` of every (m+2)^2 input tile, ``[(m+2)^2, N*th*tw, C]``.
 
     Tiles overlap by 2; the input is zero-padded by 1 (SAME) and up to whole m x m output tiles. Separable: B^T
-    along H, as one contraction over the (m+2) strided row views of the whole image, then along W the same way.
-    Two contractions rather than sums of scaled slices per tile element: XLA compiles them 4-6x faster (F(4x4):
-    1.6 -> 0.4 s, F(6x6): 3.0 -> 0.5 s; runs within +/-15%), which is most of what tuning a layer costs.
+    along H as m+2 sums of scaled strided row views of the whole image (fused by XLA into one pass), then along W
+    as one contraction over the m+2 strided column views. Sums in both stages ((m+2)^2 outputs) ran about as fast
+    but took XLA 4-6x as long to compile (F(4x4) 1.6 s, F(6x6) 3.0 s), most of what tuning a layer costs;
+    contractions in both stages compiled as fast and ran VGG-16's forward pass 13% slower.
     """
-    bt, alpha = tf.constant(TRANSFORMS[m]["BT"], x.dtype), m + 2
+    bt, alpha = TRANSFORMS[m]["BT"], m + 2
     _, h, w, c = x.shape
     tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
     padded = tf.pad(x, ((0, 0), (1, tiles_h * m + 1 - h), (1, tiles_w * m + 1 - w), (0, 0)))
-    rows = tf.stack([padded[:, i:i + m * (tiles_h - 1) + 1:m] for i in range(alpha)])     # [i, N, th, W+2, C]
-    along_h = tf.einsum("ai,inhwc->anhwc", bt, rows)
+    rows = [padded[:, i:i + m * (tiles_h - 1) + 1:m] for i in range(alpha)]        # row i of every tile row
+    along_h = tf.stack([_weighted_sum((bt[a][i], rows[i]) for i in range(alpha)) for a in range(alpha)])
     cols = tf.stack([along_h[:, :, :, j:j + m * (tiles_w - 1) + 1:m] for j in range(alpha)])   # [j, a, N, th, tw, C]
-    v = tf.einsum("bj,janhwc->abnhwc", bt, cols)
+    v = tf.einsum("bj,janhwc->abnhwc", tf.constant(bt, x.dtype), cols)
     return tf.reshape(v, (alpha * alpha, -1, c))                                   # [alpha^2, N*th*tw, C]
 
 
