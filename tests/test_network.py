@@ -165,3 +165,45 @@ def test_convenience_names(rng):
         p = tfvgg.ParamStore()
         fn(images, p, num_classes=5)
         assert p.count_params() == tfvgg.summary(config, (32, 32, 3), num_classes=5, print_fn=None).total_params
+
+
+@pytest.mark.parametrize("config,algorithm", [("A-LRN", "direct"), ("vgg11_small", "winograd2")])
+def test_recomputed_blocks_give_the_same_gradients(rng, config, algorithm):
+    h, w, c = SMALL_INPUTS.get(config, (32, 32, 3))
+    images = random_images(rng, (2, h, w, c))
+    p = tfvgg.ParamStore(seed=3)
+    tfvgg.inference_op(images, p, config=config, num_classes=5)              # variables first
+
+    @tf.function
+    def loss_and_gradients(x, recompute):
+        with tf.GradientTape() as tape:
+            logits = tfvgg.inference_op(x, p, config=config, num_classes=5, conv_algorithm=algorithm,
+                                        recompute=recompute)[2]
+            loss = tf.reduce_sum(logits ** 2)
+        return loss, tape.gradient(loss, p.params)
+
+    kept_loss, kept = loss_and_gradients(images, False)
+    recomputed_loss, recomputed = loss_and_gradients(images, True)
+    assert float(kept_loss) == pytest.approx(float(recomputed_loss), rel=1e-6)
+    assert len(kept) == len(recomputed) == len(p.params)
+    for a, b in zip(kept, recomputed):
+        assert b is not None
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-5 * np.abs(a.numpy()).max() + 1e-8)
+    with pytest.raises(ValueError, match="endpoints without it"):
+        tfvgg.inference_op(images, p, config=config, num_classes=5, recompute=True, return_endpoints=True)
+
+
+def test_recompute_keeps_only_block_outputs(rng):
+    """Fewer tensors saved for the backward pass: the graph's gradient references only block boundaries."""
+    images = random_images(rng, (2, 32, 32, 3))
+    p = tfvgg.ParamStore(seed=3)
+    tfvgg.inference_op(images, p, config="A", num_classes=5)
+    for recompute in (False, True):
+        fn = tf.function(lambda x: tf.gradients(tf.reduce_sum(
+            tfvgg.inference_op(x, p, config="A", num_classes=5, recompute=recompute)[2]), p.params))
+        graph = fn.get_concrete_function(tf.TensorSpec(images.shape)).graph
+        ops = [op.type for op in graph.get_operations()]
+        if not recompute:
+            assert "Conv2DBackpropFilter" in ops and ops.count("Conv2D") == 8
+        else:
+            assert ops.count("Conv2D") > 8      # the forward convolutions again, inside the gradient
