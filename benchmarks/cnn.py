@@ -48,8 +48,6 @@ class BenchmarkConfig:
     tuning_budget: float = option(FlagSpec("float", "auto: seconds of tuning per run at most (largest layers "
                                                     "first; the rest keep the fixed rule until a later run tunes "
                                                     "them); 0 = tune every layer.", lower=0), 120.0)
-    recompute: bool = option(FlagSpec("boolean", "Backward passes: recompute each convolution block's activations "
-                                                 "instead of keeping them (less memory, more time)."), False)
     per_layer: bool = option(FlagSpec("boolean", "First time each convolution layer alone, direct against "
                                                  "Winograd, and mark auto's choice."), False)
     device: str = option(FlagSpec("enum", "Where to run (auto: the first GPU if any).", ("auto", "cpu", "gpu")),
@@ -99,7 +97,7 @@ def resolve_workload(cfg):
         model=net.name, batch_size=cfg.batch_size, image_size=image_size, channels=channels,
         num_classes=model_summary.num_classes, data_format=data_format,
         precision=cfg.precision, xla=cfg.xla, device="/GPU:0" if on_gpu else "/CPU:0",
-        conv_algorithm=cfg.conv_algorithm, recompute=cfg.recompute)
+        conv_algorithm=cfg.conv_algorithm)
     counts = {
         "num_batches": cfg.num_batches or (GPU_BATCHES if on_gpu else CPU_BATCHES),
         "num_warmup_batches": cfg.num_warmup_batches if cfg.num_warmup_batches is not None
@@ -124,8 +122,7 @@ def check_memory(workload, model_summary, passes, peers, strategy):
     else:
         extras.update({f"{peer} weights": weights for peer in peers})
     return memory.check_fits(model_summary, workload.batch_size * local // replicas, passes, workload.dtype,
-                             workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras,
-                             recompute=workload.recompute)
+                             workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras)
 
 
 def device_name(device):

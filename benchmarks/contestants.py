@@ -41,7 +41,6 @@ class Workload:
     xla: bool = False
     device: str = "/CPU:0"
     conv_algorithm: str = "direct"   # tfvgg only: direct, winograd2, winograd4, auto
-    recompute: bool = False          # tfvgg only: backward passes recompute each block's activations
 
     @property
     def dtype(self):
@@ -79,10 +78,10 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         p = tfvgg.ParamStore(seed=0)
         optimizer = SGD(LEARNING_RATE, momentum=0.0, weight_decay=0.0)
 
-        def network(x, keep_prob, store=p, recompute=False):
+        def network(x, keep_prob, store=p):
             """(predictions, softmax, logits) of the replica's images."""
             return tfvgg.inference_op(x, store, keep_prob, w.model, w.num_classes, data_format=w.data_format,
-                                      dtype=w.dtype, conv_algorithm=w.conv_algorithm, recompute=recompute)
+                                      dtype=w.dtype, conv_algorithm=w.conv_algorithm)
 
         network(tf.zeros((1, *w.image_shape()[1:])), 1.0)  # create the variables eagerly, once, before any trace
         # Inference reads weights already in the compute precision (same rounding as a cast per call), and
@@ -93,7 +92,7 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
 
     def gradients(x):
         with tf.GradientTape() as tape:
-            loss = tf.nn.l2_loss(network(x, 0.5, recompute=w.recompute)[2])
+            loss = tf.nn.l2_loss(network(x, 0.5)[2])
             scaled = loss * FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else loss
         grads = tape.gradient(scaled, p.params)
         check_gradients(grads, p.names)

@@ -18,8 +18,7 @@ from tfvgg.configs import get_network
 from tfvgg.cli import FlagSpec
 
 FLAGS = flags.FLAGS
-RECOMPUTE = "+recompute"   # tfvgg:<algorithm>+recompute: blocks recomputed in the backward pass
-CONTESTANTS = ("keras", "tf1", *(f"tfvgg:{a}{r}" for a in ops.CONV_ALGORITHMS for r in ("", RECOMPUTE)))
+CONTESTANTS = ("keras", "tf1", *(f"tfvgg:{a}" for a in ops.CONV_ALGORITHMS))
 
 
 def measure_alone(name, workload, pass_name, num_batches):
@@ -45,9 +44,7 @@ def main(argv):
     pass_name = cnn.PASS_FLAG_VALUES[FLAGS["pass"].value]
     if FLAGS.child:   # one contestant, in this process: print one JSON line for the parent
         name, algorithm = FLAGS.child.split(":")
-        w = dataclasses.replace(w, conv_algorithm=algorithm.removesuffix(RECOMPUTE),
-                                recompute=algorithm.endswith(RECOMPUTE))
-        peak = measure_alone(name, w, pass_name, FLAGS.num_batches)
+        peak = measure_alone(name, dataclasses.replace(w, conv_algorithm=algorithm), pass_name, FLAGS.num_batches)
         print(json.dumps({"peak_bytes": peak}))
         return 0
     peaks = {}

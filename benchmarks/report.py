@@ -30,7 +30,7 @@ def header_lines(workload, model_summary, device_name, tf_version):
     lines = [f"tfvgg benchmark: {model_summary.description or model_summary.network}, TensorFlow {tf_version}",
              f"  device {w.device.lstrip('/')} ({device_name}); batch {w.batch_size}; image {w.image_size}x"
              f"{w.image_size}x{w.channels}; {w.data_format}; {w.precision}; XLA {'on' if w.xla else 'off'}; "
-             f"convolutions {w.conv_algorithm}" + ("; blocks recomputed in backward passes" if w.recompute else ""),
+             f"convolutions {w.conv_algorithm}",
              f"  {model_summary.total_params:,} parameters; {model_summary.total_mult_adds / 1e9:.2f} G multiply-adds "
              f"per image forward (forward-backward counted as 3x)"]
     if w.conv_algorithm != "direct":
@@ -62,8 +62,7 @@ def run_label(results):
     """``VGG-16 fp32 auto, batch 8`` from a result's model and flags."""
     f = results["flags"]
     name = (tfvgg.get_network(results["model"]).description or results["model"]).split(",")[0]
-    recompute = ", blocks recomputed" if f.get("recompute") else ""
-    return f"{name} {f['precision']} {f['conv_algorithm']}{recompute}, batch {f['batch_size']}"
+    return f"{name} {f['precision']} {f['conv_algorithm']}, batch {f['batch_size']}"
 
 
 def markdown_table(runs):

@@ -154,38 +154,22 @@ def _winograd_parts(summary, pass_name, dtype, conv_algorithm):
     return fixed, [("Winograd chunk copies", copies * itemsize), ("Winograd gradient chunks", gradients * itemsize)]
 
 
-def _activation_elements(summary, pass_name, recompute=False):
-    """(elements per image the pass keeps, elements of the largest tensor's gradient).
-
-    ``recompute`` (``inference_op(recompute=True)``): of each convolution block only the output is kept, and in
-    the backward pass one block's activations at a time are alive again.
-    """
+def _activation_elements(summary, pass_name):
+    """(elements per image the pass keeps, elements of the largest tensor's gradient)."""
     sizes = [math.prod(summary.input_shape)]
     sizes += [math.prod(r.output_shape) for r in summary.rows if r.kind != "flatten"]   # flatten is a view
     if pass_name == "forward":
         return max(a + b for a, b in zip(sizes, sizes[1:])), 0
-    if not recompute:
-        return sum(sizes), max(sizes)
-    kept, interiors, interior = sizes[0], [0], 0
-    for row in (r for r in summary.rows if r.kind != "flatten"):
-        size = math.prod(row.output_shape)
-        if row.kind.startswith(("conv", "LRN")):
-            interior += size
-        else:   # a pool ends a block; fully connected layers and dropout are kept as usual
-            kept += size
-            interiors.append(interior)
-            interior = 0
-    return kept + max(interiors + [interior]), max(sizes)
+    return sum(sizes), max(sizes)
 
 
 def estimate_bytes(summary, batch_size, pass_name, dtype, conv_algorithm="direct", *, optimizer_slots=1,
-                   replicas=1, extras=None, recompute=False):
+                   replicas=1, extras=None):
     """An ``Estimate`` of the peak bytes one ``pass_name`` ("forward", "forward_backward", "train") needs.
 
     ``summary``: ``tfvgg.summary(...)``; ``batch_size``: images in this process; ``dtype``: the compute dtype;
     ``optimizer_slots``: slot variables per parameter (SGD with momentum 1, Adam 2); ``replicas``: copies of the
-    variables in this process; ``extras``: ``{label: bytes}`` the caller holds besides (kept all run);
-    ``recompute``: blocks recomputed in the backward pass (``inference_op(recompute=True)``).
+    variables in this process; ``extras``: ``{label: bytes}`` the caller holds besides (kept all run).
     """
     if pass_name not in PASSES:
         raise ValueError(f"pass_name must be one of {', '.join(PASSES)}; got {pass_name!r}")
@@ -200,7 +184,7 @@ def estimate_bytes(summary, batch_size, pass_name, dtype, conv_algorithm="direct
         pass_fixed.append(("gradients", weights))
     if pass_name == "train" and optimizer_slots:
         pass_fixed.append(("optimizer slots", weights * optimizer_slots))
-    kept, gradient = _activation_elements(summary, pass_name, recompute)
+    kept, gradient = _activation_elements(summary, pass_name)
     per_image = [("activations", kept * itemsize)]
     if gradient:
         per_image.append(("largest gradient", gradient * itemsize))
@@ -238,18 +222,12 @@ def check_fits(summary, batch_size, pass_names, dtype, conv_algorithm="direct", 
     if available is None or worst.total <= available:
         return worst
     fits = min(largest_batch(summary, p, dtype, available, conv_algorithm, **options) for p in pass_names)
-    largest = f"the largest batch that fits is about {fits:,}" if fits else "even batch 1 does not fit"
-    if worst.pass_name != "forward" and not options.get("recompute"):
-        with_recompute = min(largest_batch(summary, p, dtype, available, conv_algorithm,
-                                           **{**options, "recompute": True})
-                             for p in pass_names)
-        if with_recompute > fits:
-            largest += f" ({with_recompute:,} with blocks recomputed: --recompute)"
     parts = ", ".join(f"{label} {format_bytes(b)}" for label, b in worst.parts() if b)
     network = summary.description.split(",")[0] or summary.network
     raise InsufficientMemory(
         f"{network} {PASS_TITLES[worst.pass_name]} at batch {batch_size} needs about {format_bytes(worst.total)} "
-        f"(estimate: {parts}); {format_bytes(available)} available; {largest}")
+        f"(estimate: {parts}); {format_bytes(available)} available; "
+        + (f"the largest batch that fits is about {fits:,}" if fits else "even batch 1 does not fit"))
 
 
 def _read_int(path):

@@ -58,11 +58,11 @@ class TrainState(tf.Module):
             self.bad_epochs.assign(0)
 
 
-def network_fn(p, net_name, num_classes, dtype, conv_algorithm, recompute=False):
+def network_fn(p, net_name, num_classes, dtype, conv_algorithm):
     """``logits(images, keep_prob, dropout_seed=None)`` ``[N, num_classes]`` float32 of the network on ``p``."""
     def logits(images, keep_prob, dropout_seed=None):
         return inference_op(images, p, keep_prob, net_name, num_classes, dtype=dtype, dropout_seed=dropout_seed,
-                            conv_algorithm=conv_algorithm, recompute=recompute)[2]
+                            conv_algorithm=conv_algorithm)[2]
     return logits
 
 

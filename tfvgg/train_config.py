@@ -16,8 +16,7 @@ from tfvgg.util import write_json
 from tfvgg.winograd import check_precision
 
 # Flags a resumed run may change; every other one must equal the first run's.
-RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm", "memory_check",
-                     "recompute")
+RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm", "memory_check")
 CONFIG_FILE = "config.json"
 
 
@@ -60,8 +59,6 @@ class TrainConfig:
     conv_algorithm: str = option(cli.CONV_ALGORITHM, "direct")
     memory_check: bool = option(FlagSpec("boolean", "Before building anything, estimate the memory a training "
                                                     "step needs and refuse a batch that cannot fit (CPU only)."), True)
-    recompute: bool = option(FlagSpec("boolean", "Recompute each convolution block's activations in the backward "
-                                                 "pass instead of keeping them (less memory, more time)."), False)
 
     @property
     def dtype(self):

@@ -64,8 +64,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_x) / cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self._build_variables()
-        logits = network_fn(self.p, self.net.name, self.data.num_classes, cfg.dtype, cfg.conv_algorithm,
-                            cfg.recompute)
+        logits = network_fn(self.p, self.net.name, self.data.num_classes, cfg.dtype, cfg.conv_algorithm)
         self.train_step = make_train_step(self.strategy, self.p, logits, self.optimizer, self.state, cfg.keep_prob,
                                           cfg.seed, self.loss_scale)
         self.eval_step = make_eval_step(logits, cfg.image_size, self.channels)
@@ -82,7 +81,7 @@ class Trainer:
                                 print_fn=None)
         slots = {"adam": 2}.get(cfg.optimizer, 1 if cfg.momentum else 0)   # tfvgg.optimizers' slot variables
         return memory.check_fits(model_summary, cfg.batch_size * local // self.replicas, ["train"], cfg.dtype,
-                                 cfg.conv_algorithm, optimizer_slots=slots, replicas=local, recompute=cfg.recompute)
+                                 cfg.conv_algorithm, optimizer_slots=slots, replicas=local)
 
     def _build_variables(self):
         """Store, optimizer slots, counters (mirrored under a strategy) and the checkpointer over all of them."""
