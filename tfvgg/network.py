@@ -11,8 +11,7 @@ POOLINGS = (None, "avg", "max")
 
 
 def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, include_top=True, pooling=None,
-                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None, conv_algorithm="direct",
-                 recompute=False):
+                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None, conv_algorithm="direct"):
     """Build network ``config`` on ``images``; returns ``(predictions, softmax, logits)``.
 
     Args:
@@ -34,10 +33,6 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         others always run direct.
       return_endpoints: also return ``{layer name: activation}`` for every layer
         (``conv1_1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), in order.
-      recompute: keep only each convolution block's output for the backward pass and
-        recompute the activations inside the block there (``tf.recompute_grad``): less
-        memory for training, about one more forward pass of time. Blocks whose variables
-        do not exist yet (the first call) run as usual.
 
     Returns:
       include_top=True: predictions ``[N]`` int64 (argmax), softmax
@@ -57,28 +52,34 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         classifier = p.get(f"{net.classifier_name}/w")
         num_classes = None if classifier is None else int(classifier.shape[1])
     layers = net.with_classes(num_classes) if include_top else net.feature_layers(num_classes)
-    if recompute and return_endpoints:
-        raise ValueError("recompute keeps only each block's output, not every layer's: ask for endpoints without it")
     x = images
     previous = None
     endpoints = {}
-    for run in _blocks(layers):
-        if len(run) > 1 or isinstance(run[0], _BLOCK_LAYERS):
-            x = _block(run, x, p, data_format, conv_algorithm, endpoints, recompute)
-        elif isinstance(run[0], configs.Flatten):
+    for layer in layers:
+        if isinstance(layer, configs.Conv):
+            fits = winograd.supports(layer.kernel, layer.kernel, layer.stride, layer.stride, layer.padding)
+            x = conv_op(x, layer.name, layer.kernel, layer.kernel, layer.channels, layer.stride, layer.stride, p,
+                        padding=layer.padding, data_format=data_format,
+                        algorithm=conv_algorithm if fits else "direct")
+        elif isinstance(layer, configs.Pool):
+            x = mpool_op(x, layer.name, layer.kernel, layer.kernel, layer.stride, layer.stride,
+                         padding=layer.padding, data_format=data_format)
+        elif isinstance(layer, configs.LRN):
+            x = lrn_op(x, layer.name, data_format=data_format)
+        elif isinstance(layer, configs.Flatten):
             before_flatten = _hwc(x.shape[1:], data_format)
-            p.remember_shape(run[0].name, before_flatten)
-            x = flatten_op(x, run[0].name, data_format=data_format)
-        elif isinstance(run[0], configs.FC):
+            p.remember_shape(layer.name, before_flatten)
+            x = flatten_op(x, layer.name, data_format=data_format)
+        elif isinstance(layer, configs.FC):
             if isinstance(previous, configs.Flatten):
-                _check_flat_size(p, run[0].name, previous.name, before_flatten, image_hwc)
-            x = fc_op(x, run[0].name, run[0].units, p, relu=run[0].relu)
-        elif isinstance(run[0], configs.Dropout):
-            x = dropout_op(x, run[0].name, keep_prob, seed=dropout_seed)
+                _check_flat_size(p, layer.name, previous.name, before_flatten, image_hwc)
+            x = fc_op(x, layer.name, layer.units, p, relu=layer.relu)
+        elif isinstance(layer, configs.Dropout):
+            x = dropout_op(x, layer.name, keep_prob, seed=dropout_seed)
         else:
-            raise TypeError(f"{net.name}: unknown layer spec {run[0]!r}")
-        endpoints[run[-1].name] = x
-        previous = run[-1]
+            raise TypeError(f"{net.name}: unknown layer spec {layer!r}")
+        endpoints[layer.name] = x
+        previous = layer
 
     if not include_top:
         features = _pooled_features(x, pooling, data_format)
@@ -87,51 +88,6 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
     softmax = tf.nn.softmax(logits)
     predictions = tf.argmax(softmax, axis=1)
     return (predictions, softmax, logits, endpoints) if return_endpoints else (predictions, softmax, logits)
-
-
-_BLOCK_LAYERS = (configs.Conv, configs.Pool, configs.LRN)
-
-
-def _blocks(layers):
-    """``layers`` in runs: each convolution block (convolutions and LRN up to and including the pool that ends
-    it) as one run, every other layer alone."""
-    runs, block = [], []
-    for layer in layers:
-        if isinstance(layer, _BLOCK_LAYERS):
-            block.append(layer)
-            if isinstance(layer, configs.Pool):
-                runs.append(block)
-                block = []
-        else:
-            runs += [block] if block else []
-            runs.append([layer])
-            block = []
-    return runs + ([block] if block else [])
-
-
-def _block(block, x, p, data_format, conv_algorithm, endpoints, recompute):
-    """One convolution block on ``x``, each layer's output recorded in ``endpoints``; with ``recompute`` (and the
-    block's variables built) by ``tf.recompute_grad``, and only the block's output recorded."""
-    def walk(t, record=None):
-        for layer in block:
-            if isinstance(layer, configs.Conv):
-                fits = winograd.supports(layer.kernel, layer.kernel, layer.stride, layer.stride, layer.padding)
-                t = conv_op(t, layer.name, layer.kernel, layer.kernel, layer.channels, layer.stride, layer.stride,
-                            p, padding=layer.padding, data_format=data_format,
-                            algorithm=conv_algorithm if fits else "direct")
-            elif isinstance(layer, configs.Pool):
-                t = mpool_op(t, layer.name, layer.kernel, layer.kernel, layer.stride, layer.stride,
-                             padding=layer.padding, data_format=data_format)
-            else:
-                t = lrn_op(t, layer.name, data_format=data_format)
-            if record is not None:
-                record[layer.name] = t
-        return t
-
-    built = all(p.get(f"{layer.name}/w") is not None for layer in block if isinstance(layer, configs.Conv))
-    if recompute and built:
-        return tf.recompute_grad(walk)(x)
-    return walk(x, endpoints)
 
 
 def vgg11(images, p, keep_prob=1.0, num_classes=None, **kwargs):
