@@ -6,8 +6,8 @@ batch, dtype, layout, pass); its candidates are direct (``tf.nn.conv2d``) and ea
 Winograd F(m x m, 3 x 3) with the batch split into chunks of several sizes. They
 are timed interleaved (``tfvgg.timing``), best of a few runs each, and the fastest
 is stored in a JSON cache under a fingerprint of the machine (CPU model and ISA
-flags, cores, oneDNN, TensorFlow and tfvgg versions, the Winograd kernels' source). Later builds, in this
-process or another, read the cache. A corrupt or foreign cache is ignored with
+flags, cores, oneDNN, TensorFlow and tfvgg versions, the Winograd kernels'
+source). Later builds, in this process or another, read the cache. A corrupt or foreign cache is ignored with
 one warning.
 
 Environment: ``TFVGG_AUTOTUNE=0`` turns tuning off (``winograd.choose``'s fixed

@@ -8,8 +8,8 @@ sum for each of the (m+2)^2 tile positions is one matrix product, so the whole
 layer is: input transform, one batched matmul, output transform.
 
 The transforms are sums of strided views of the image scaled by the constant
-coefficients below, and small contractions with them; each layer runs as a ``tf.function(jit_compile=True)``
-so XLA fuses them (unfused, their memory traffic costs more than the saved
+coefficients below, and small contractions with them; each layer runs as a
+``tf.function(jit_compile=True)`` so XLA fuses them (unfused, their memory traffic costs more than the saved
 multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
 ``conv_bias_relu`` has its own Winograd gradient (faster here).
 
@@ -216,7 +216,7 @@ def _xla(fn, *tensors, **static):
     and TensorFlow warns about that)."""
     key = (fn, tuple(sorted(static.items())), tuple((tuple(t.shape), t.dtype) for t in tensors))
     if key not in _XLA_FUNCTIONS:
-        # Plain TensorFlow code, nothing for AutoGraph to convert: without it F(4x4)'s trace took 0.36 s, not 1.0.
+        # Plain TensorFlow code, nothing for AutoGraph to convert: traced without it, F(4x4) took 0.36 s, not 1.0.
         _XLA_FUNCTIONS[key] = tf.function(functools.partial(fn, **static), jit_compile=True, autograph=False)
     return _XLA_FUNCTIONS[key](*tensors)
 
