@@ -182,6 +182,16 @@ def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, t
     assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
 
 
+def test_a_workload_no_candidate_can_run_is_named(monkeypatch):
+    def failing(workload, choice, pass_name=None):
+        raise tf.errors.UnimplementedError(None, None, "no NCHW convolution on this CPU")
+
+    monkeypatch.setattr(autotune, "layer_run", failing)
+    assert autotune.time_choices(SMALL, [autotune.Choice("direct")]) == {}
+    with pytest.raises(RuntimeError, match="no convolution candidate ran for " + SMALL.key()):
+        autotune.tune(SMALL)
+
+
 def test_command_lines_keep_xla_kernels_per_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")

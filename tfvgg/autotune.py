@@ -288,6 +288,8 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
         except (tf.errors.OpError, ValueError, TypeError):
             continue   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
         runs[choice.name] = run
+    if not runs:
+        return {}   # tune() names the workload
     samples = {name: [] for name in runs}
     for round_number in range(1, repeats + 1):
         for name, t in timing.time_contestants(runs, 1, 0, print_fn=None).items():
