@@ -16,7 +16,7 @@ install: $(VENV)/.installed-$(TF_EXTRA)
 $(VENV)/.installed-$(TF_EXTRA): setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),test]'
+	$(PY) -m pip install --quiet -e '.[$(TF_EXTRA),test,peers]'
 	touch $@
 
 bench: install

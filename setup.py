@@ -4,6 +4,7 @@ TensorFlow comes through an extra so you choose the build:
     pip install '.[cpu]'             # tensorflow-cpu, no CUDA
     pip install '.[gpu]'             # tensorflow with its CUDA libraries
     pip install '.[cpu,train,test]'  # + the digits data set, plots, TensorBoard, pytest
+    pip install '.[cpu,peers]'       # + onnx, ONNX Runtime and OpenVINO: ONNX export, the engines as benchmark peers
 """
 import os
 import re
@@ -16,6 +17,11 @@ TRAIN = [
     "scikit-learn>=1.3",   # the digits data set, the trainer's default
     "matplotlib>=3.7",     # loss/accuracy PNGs
     "tensorboard>=2.16",   # `tensorboard --logdir runs` (TensorFlow 2.21 no longer depends on it)
+]
+PEERS = [
+    "onnx>=1.16",          # tfvgg.export --format=onnx builds the graph with onnx's own helpers
+    "onnxruntime>=1.18",   # benchmarks.vgg16 --compare=onnxruntime
+    "openvino>=2024.0",    # benchmarks.vgg16 --compare=openvino
 ]
 
 
@@ -48,6 +54,7 @@ setup(
         "cpu": [f"tensorflow-cpu{TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]{TF_VERSION}"],
         "train": TRAIN,
+        "peers": PEERS,
         "test": ["pytest>=8", "pytest-xdist>=3", *TRAIN],   # xdist: the fast lane on every core
     },
     entry_points={"console_scripts": [

@@ -55,7 +55,8 @@ class BenchmarkConfig:
     passes: list = option(FlagSpec("list", "Passes to time: forward, forward-backward, train.",
                                    tuple(PASS_FLAG_VALUES)), ("forward", "forward-backward"))
     compare: list = option(FlagSpec("list", "Peers timed in the same run: keras, tf1, direct (tfvgg with direct "
-                                            "convolutions).", tuple(measure.PEERS)), ())
+                                            "convolutions); onnxruntime, openvino (forward only; pip install -e "
+                                            "'.[peers]').", tuple(measure.PEERS)), ())
     strategy: str = option(cli.STRATEGY, "default")
     cpu_replicas: int = option(cli.CPU_REPLICAS, 0)
     display_every: int = option(FlagSpec("integer", "Print a progress line every this many timed batches.",

@@ -194,6 +194,66 @@ def tf1_passes(w, passes=PASSES):
     return {name: _session_runner(session, targets[name][0], {keep_prob: targets[name][1]}) for name in passes}
 
 
+def onnxruntime_passes(w, passes=PASSES):
+    """ONNX Runtime (CPU provider, every graph optimization) on tfvgg's ONNX export, same weights and images."""
+    ort = _engine_module("onnxruntime", w, passes)
+    if w.precision != "fp32":
+        raise PeerUnavailable("ONNX Runtime is timed in fp32 only (tfvgg's ONNX export is float32)")
+    model, images = engine_inputs(w)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    del model
+    return {"forward": lambda: np.argmax(session.run(["logits"], {"images": images})[0], axis=1)}
+
+
+def openvino_passes(w, passes=PASSES):
+    """OpenVINO's CPU plugin, LATENCY hint, on tfvgg's ONNX export; fp32, or bf16 where the CPU has it (AMX,
+    AVX512_BF16: OpenVINO then computes in bf16 from the float32 graph, as it does by default there)."""
+    ov = _engine_module("openvino", w, passes)
+    model, images = engine_inputs(w)
+    precision = {"fp32": "f32", "bf16": "bf16"}.get(w.precision)
+    if precision is None:
+        raise PeerUnavailable(f"OpenVINO is timed in fp32 and bf16, not {w.precision}")
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(model.SerializeToString()), "CPU",
+                                  {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})
+    del model
+    if str(compiled.get_property("INFERENCE_PRECISION_HINT")) != str(ov.Type.bf16 if precision == "bf16"
+                                                                      else ov.Type.f32):
+        raise PeerUnavailable("OpenVINO computes bf16 only on CPUs with AVX512_BF16 or AMX; this one has neither")
+    request = compiled.create_infer_request()
+    logits = compiled.output("logits")
+    return {"forward": lambda: np.argmax(request.infer({"images": images})[logits], axis=1)}
+
+
+def engine_inputs(w):
+    """(``onnx.ModelProto`` of ``w.model`` with the weights tfvgg's contestant starts from, the same images as a
+    float32 ``[N, C, H, W]`` array)."""
+    from tfvgg.onnx_export import to_onnx
+    with tf.device("/CPU:0"):
+        p = tfvgg.ParamStore(seed=0)   # the seed tfvgg_passes uses: the same initial weights
+        tfvgg.inference_op(tf.zeros((1, *w.image_shape()[1:])), p, 1.0, w.model, w.num_classes,
+                           data_format=w.data_format)
+        images = w.random_images().numpy()
+    if w.data_format == "NHWC":
+        images = np.ascontiguousarray(np.transpose(images, (0, 3, 1, 2)))
+    return to_onnx(p, w.model, w.num_classes, w.image_size), images
+
+
+def _engine_module(name, w, passes):
+    """The engine's module, or PeerUnavailable saying why it cannot run ``w`` or how to install it."""
+    if "forward" not in passes:
+        raise PeerUnavailable(f"{name} is an inference engine: it runs the forward pass only")
+    if not w.device.upper().startswith("/CPU"):
+        raise PeerUnavailable(f"{name} is compared on the CPU only")
+    from tfvgg.onnx_export import require
+    try:
+        return require(name)
+    except ImportError as e:
+        raise PeerUnavailable(str(e)) from None
+
+
 def _inference_algorithms(w, replicas):
     """Winograd filters the inference copy transforms once: for the algorithm asked for, or ``{layer: algorithm}``
     of auto's picks."""

@@ -13,7 +13,8 @@ from benchmarks import contestants, results, timing
 from tfvgg import autotune
 from tfvgg.precision import compute_dtype
 
-PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes, "direct": contestants.direct_passes}
+PEERS = {"keras": contestants.keras_passes, "tf1": contestants.tf1_passes, "direct": contestants.direct_passes,
+         "onnxruntime": contestants.onnxruntime_passes, "openvino": contestants.openvino_passes}
 PASS_TITLES = {"forward": "Forward", "forward_backward": "Forward-backward", "train": "Train step"}
 ONE_REPLICA = "tfvgg_1replica"
 PROBE_SIZE = 4096   # the matmul that measures the peak: PROBE_SIZE^2 x 3 matrices in memory
@@ -130,7 +131,7 @@ def time_pass(pass_name, runs, workload, counts, display_every, print_fn=print):
     """``({name: timing.Timing}, (peak memory bytes, what it measures))`` of one pass, contestants interleaved."""
     device = workload.device.lstrip("/")
     timing.reset_peak_memory(device)
-    contenders = {name: run[pass_name] for name, run in runs.items()}
+    contenders = {name: run[pass_name] for name, run in runs.items() if pass_name in run}   # engines: forward
     print_fn(f"{PASS_TITLES[pass_name]}: {counts['num_warmup_batches']} warm-up + {counts['num_batches']} timed "
              f"batches of {workload.batch_size}"
              + (f" ({', '.join(contenders)} interleaved)" if len(contenders) > 1 else ""))

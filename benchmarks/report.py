@@ -19,7 +19,7 @@ from tfvgg import cli
 from tfvgg.util import atomic_write
 
 PASSES = ("forward", "forward_backward", "train")
-PEER_ORDER = ("keras", "tf1", "direct")
+PEER_ORDER = ("keras", "tf1", "direct", "onnxruntime", "openvino")
 TABLE_BLOCK = re.compile(r"(<!-- benchmark-table: (?P<files>[^>]*?) -->\n)(?P<table>.*?)(<!-- /benchmark-table -->)",
                          re.S)
 
@@ -41,7 +41,7 @@ def header_lines(workload, model_summary, device_name, tf_version):
 
 def results_table(results, passes):
     """The final text table: one row per pass and contestant, mean +/- sd, rates and tfvgg's ratio to each peer."""
-    lines = [f"{'pass':<18} {'who':<6} {'s/batch (mean +/- sd)':>22} {'images/s':>9} {'TFLOP/s':>8} "
+    lines = [f"{'pass':<18} {'who':<11} {'s/batch (mean +/- sd)':>22} {'images/s':>9} {'TFLOP/s':>8} "
              f"{'of peak':>7} {'tfvgg/peer':>10}"]
     for pass_name in passes:
         if pass_name not in results:
@@ -51,7 +51,7 @@ def results_table(results, passes):
                                                   if pass_name in by_pass]
         for who, e in rows:
             ratio = f"{e['ratio']:.2f}x" if "ratio" in e else ""
-            lines.append(f"{pass_name:<18} {who:<6} {e['seconds_per_batch_mean']:>12.3f} +/- "
+            lines.append(f"{pass_name:<18} {who:<11} {e['seconds_per_batch_mean']:>12.3f} +/- "
                          f"{e['seconds_per_batch_sd']:<6.3f} {e['images_per_sec']:>9.2f} {e['tflops']:>8.3f} "
                          f"{e['peak_fraction']:>7.2f} {ratio:>10}")
     lines += [f"  {peer}: skipped ({reason})" for peer, reason in results["skipped"].items()]

@@ -1,6 +1,7 @@
-"""Export a network with its weights as a SavedModel that plain TensorFlow serves.
+"""Export a network with its weights: a SavedModel that plain TensorFlow serves, or an ONNX file.
 
     python -m tfvgg.export --model=D --weights=vgg16_weights_tf_dim_ordering_tf_kernels.h5 --out=vgg16_saved
+    python -m tfvgg.export --format=onnx --model=D --weights=... --out=vgg16.onnx
 
 Signatures (``tf.saved_model.load(DIR).signatures[...]``):
   serving_default  images: uint8 ``[N, H, W, 3]`` RGB
@@ -8,6 +9,9 @@ Signatures (``tf.saved_model.load(DIR).signatures[...]``):
 Both resize to the network's image size, apply its preprocessing and return
 ``probabilities`` ``[N, C]``, ``top_k_indices`` ``[N, k]``, ``top_k_probabilities`` and,
 when class names are known, ``top_k_labels``. Loading needs TensorFlow only.
+
+The ONNX file (``tfvgg.onnx_export``) is the bare network for ONNX Runtime or OpenVINO: ``images`` float32
+``[N, C, H, W]`` (``--layout=NHWC``: ``[N, H, W, C]``), already preprocessed, -> ``logits`` and ``probabilities``.
 """
 import os
 import shutil
@@ -15,7 +19,7 @@ import shutil
 from absl import flags
 import tensorflow as tf
 
-from tfvgg import cli, configs
+from tfvgg import cli, configs, onnx_export
 from tfvgg.cli import fail
 from tfvgg.images import class_names as imagenet_class_names, preprocess
 from tfvgg.network import inference_op
@@ -84,13 +88,25 @@ def export_saved_model(p, out_dir, config="D", num_classes=None, image_size=None
     return out_dir
 
 
+def export_onnx(p, out_path, config="D", image_size=None, layout="NCHW"):
+    """Write ``config`` with ``p``'s weights as an ONNX file at ``out_path`` (which must not exist yet), atomically."""
+    if os.path.exists(out_path):
+        raise FileExistsError(f"{out_path} already exists; choose a new --out")
+    return onnx_export.save_onnx(onnx_export.to_onnx(p, config, image_size=image_size, layout=layout), out_path)
+
+
 def define_flags():
     cli.MODEL.define("model", "D")
     cli.WEIGHTS.define("weights", None, required=True)
-    cli.FlagSpec("path", "SavedModel directory to create (must not exist).").define("out", None, required=True)
+    cli.FlagSpec("enum", "saved_model (a directory TensorFlow serves) or onnx (one file for ONNX Runtime and "
+                         "OpenVINO; needs pip install -e '.[peers]').", ("saved_model", "onnx")).define(
+        "format", "saved_model")
+    cli.FlagSpec("path", "What to create (must not exist): the SavedModel directory or the .onnx file.").define(
+        "out", None, required=True)
     cli.IMAGE_SIZE.define("image_size", None)
     cli.PREPROCESSING_MODE.define("preprocessing", "caffe")
-    cli.FlagSpec("integer", "Classes returned per image.", lower=1).define("top_k", 5)
+    cli.FlagSpec("integer", "SavedModel: classes returned per image.", lower=1).define("top_k", 5)
+    cli.FlagSpec("enum", "ONNX: layout of the input images.", onnx_export.LAYOUTS).define("layout", "NCHW")
 
 
 def main(argv):
@@ -100,12 +116,19 @@ def main(argv):
     size = f.image_size or net.input_shape[0]
     p = ParamStore()
     try:
-        load_weights(p, f.weights, net.name, input_shape=(size, size, 3))
-        export_saved_model(p, f.out, net.name, image_size=size, preprocessing=f.preprocessing, top_k=f.top_k)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        load_weights(p, f.weights, net.name, input_shape=(size, size, net.input_shape[2] if f.format == "onnx" else 3))
+        if f.format == "onnx":
+            export_onnx(p, f.out, net.name, image_size=size, layout=f.layout)
+        else:
+            export_saved_model(p, f.out, net.name, image_size=size, preprocessing=f.preprocessing, top_k=f.top_k)
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
         fail(e, argv)
     print(f"Exported {net.description} ({p.count_params():,} parameters) to {f.out}")
-    print("  signatures: serving_default (uint8 images), serving_float (float32 images in [0, 255])")
+    if f.format == "onnx":
+        print(f"  input images: float32 {'[N, C, H, W]' if f.layout == 'NCHW' else '[N, H, W, C]'} at {size}x{size}, "
+              f"preprocessed as for tfvgg; outputs: logits, probabilities")
+    else:
+        print("  signatures: serving_default (uint8 images), serving_float (float32 images in [0, 255])")
 
 
 def run():
