@@ -157,7 +157,8 @@ def main(argv):
     except (UsageError, ValueError) as e:   # memory.InsufficientMemory is a ValueError
         cli.fail(str(e), argv)
     name = device_name(workload.device)
-    print("\n".join(report.header_lines(workload, model_summary, name, tf.__version__)))
+    cpu = None if on_gpu else autotune.machine_fingerprint()
+    print("\n".join(report.header_lines(workload, model_summary, name, tf.__version__, cpu)))
     if not on_gpu and cfg.num_batches is None:
         print(f"  no GPU: using the CPU defaults --num_batches={counts['num_batches']} "
               f"--num_warmup_batches={counts['num_warmup_batches']} (the GPU defaults are {GPU_BATCHES} + "

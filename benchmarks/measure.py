@@ -35,6 +35,7 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
     peak = timing.matmul_peak_flops(compute_dtype(workload.precision), n=probe_size, device=workload.device)
     print_fn(f"  peak {peak / 1e12:.3f} TFLOP/s (best of 5 {probe_size}x{probe_size} matmuls)")
     out = {"peak_tflops": peak / 1e12, "compare": {}, "skipped": {}, "replicas": strategy.num_replicas_in_sync}
+    out.update(bf16_hint(workload, peak, probe_size, print_fn))
     try:   # tuning and building allocate too: the variables, the images, each layer's candidates
         tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn, tuning_budget)
         runs, batch_of, out["skipped"] = build_contestants(workload, passes, peers, strategy, print_fn)
@@ -63,6 +64,18 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
         profile(runs["tfvgg"], passes, profile_dir)
         print_fn(f"Profile of 2 batches per pass written to {profile_dir} (tensorboard --logdir {profile_dir})")
     return out
+
+
+def bf16_hint(workload, fp32_peak, probe_size, print_fn=print):
+    """On an AMX CPU running fp32: the bf16 matmul peak too, and one line saying how much faster it is;
+    ``{"bf16_peak_tflops"}`` or ``{}``."""
+    if workload.precision != "fp32" or not workload.device.upper().startswith("/CPU") or \
+            "amx_bf16" not in autotune.machine_fingerprint()["isa"]:
+        return {}
+    bf16_peak = timing.matmul_peak_flops(compute_dtype("bf16"), n=probe_size, device=workload.device)
+    print_fn(f"  this CPU has AMX: the bf16 matmul peak is {bf16_peak / 1e12:.3f} TFLOP/s, "
+             f"{bf16_peak / fp32_peak:.1f}x fp32's; --precision=bf16 runs the convolutions up to that much faster")
+    return {"bf16_peak_tflops": bf16_peak / 1e12}
 
 
 def out_of_memory(device, when, batch_size):

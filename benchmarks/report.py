@@ -24,19 +24,36 @@ TABLE_BLOCK = re.compile(r"(<!-- benchmark-table: (?P<files>[^>]*?) -->\n)(?P<ta
                          re.S)
 
 
-def header_lines(workload, model_summary, device_name, tf_version):
-    """What the benchmark prints before measuring: model, device, workload, cost per image."""
+def header_lines(workload, model_summary, device_name, tf_version, cpu=None):
+    """What the benchmark prints before measuring: model, device (``cpu``: ``autotune.machine_fingerprint()``'s
+    ISA flags and oneDNN setting, for a CPU run), workload, cost per image."""
     w = workload
     lines = [f"tfvgg benchmark: {model_summary.description or model_summary.network}, TensorFlow {tf_version}",
              f"  device {w.device.lstrip('/')} ({device_name}); batch {w.batch_size}; image {w.image_size}x"
              f"{w.image_size}x{w.channels}; {w.data_format}; {w.precision}; XLA {'on' if w.xla else 'off'}; "
              f"convolutions {w.conv_algorithm}",
+             *([cpu_features_line(cpu)] if cpu else []),
              f"  {model_summary.total_params:,} parameters; {model_summary.total_mult_adds / 1e9:.2f} G multiply-adds "
              f"per image forward (forward-backward counted as 3x)"]
     if w.conv_algorithm != "direct":
         lines.append("  TFLOP/s and 'of peak' count the direct convolution's multiply-adds for every pass; Winograd "
                      "layers do fewer, so 'of peak' can pass 1 (--conv_algorithm=direct for the kernels' own rate)")
     return lines
+
+
+MATRIX_FEATURES = {"avx512f": "AVX-512", "avx512_bf16": "AVX512_BF16", "amx_bf16": "AMX"}
+
+
+def cpu_features_line(cpu):
+    """``  CPU features: AVX2, FMA, AVX-512; no AVX512_BF16, AMX; oneDNN on`` from a machine fingerprint."""
+    isa = set(cpu.get("isa", ()))
+    has = [name.upper() for name in ("avx2", "fma") if name in isa]
+    has += [label for flag, label in MATRIX_FEATURES.items() if flag in isa]
+    lacks = [label for flag, label in MATRIX_FEATURES.items() if flag not in isa]
+    onednn = {True: "oneDNN on", False: "oneDNN off (TensorFlow's default on this CPU; TF_ENABLE_ONEDNN_OPTS=1 "
+                                        "turns it on)", None: "oneDNN unknown"}[cpu.get("onednn")]
+    return (f"  CPU features: {', '.join(has) or 'none of AVX2, FMA'}"
+            + (f"; no {', '.join(lacks)}" if lacks else "") + f"; {onednn}")
 
 
 def results_table(results, passes):

@@ -1,4 +1,5 @@
 """Results as data and the report over them: the JSON's fields, markdown tables, docs regenerated and checked."""
+import dataclasses
 import datetime
 import json
 import os
@@ -123,3 +124,27 @@ def test_autotune_picks_become_a_table():
     lines = report.autotune_table(run).splitlines()
     assert lines[0].startswith("auto's picks in VGG-16 fp32 auto, batch 8 (2 workloads tuned in 42 s")
     assert lines[-1] == "| conv3_2, conv3_3 | 56x56 256->256 | inference | winograd4/1 | 2.50x | 2 |"
+
+
+def test_cpu_features_line_names_what_the_cpu_has_and_lacks():
+    line = report.cpu_features_line({"isa": ["avx2", "fma"], "onednn": False})
+    assert line == ("  CPU features: AVX2, FMA; no AVX-512, AVX512_BF16, AMX; oneDNN off (TensorFlow's default on "
+                    "this CPU; TF_ENABLE_ONEDNN_OPTS=1 turns it on)")
+    amx = report.cpu_features_line({"isa": ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"], "onednn": True})
+    assert amx == "  CPU features: AVX2, FMA, AVX-512, AVX512_BF16, AMX; oneDNN on"
+
+
+def test_bf16_hint_only_for_fp32_on_an_amx_cpu(monkeypatch):
+    from benchmarks import contestants, measure
+    from tfvgg import autotune
+    w = contestants.Workload(model="lenet", batch_size=1, image_size=28, channels=1, num_classes=10)
+    lines = []
+    if "amx_bf16" not in autotune.machine_fingerprint()["isa"]:
+        assert measure.bf16_hint(w, 1e11, 64, lines.append) == {} and lines == []
+    monkeypatch.setattr(autotune, "machine_fingerprint", lambda: {"isa": ["avx512f", "amx_bf16"]})
+    hint = measure.bf16_hint(w, 1e9, 64, lines.append)
+    assert hint["bf16_peak_tflops"] > 0
+    assert lines == [f"  this CPU has AMX: the bf16 matmul peak is {hint['bf16_peak_tflops']:.3f} TFLOP/s, "
+                     f"{hint['bf16_peak_tflops'] * 1e12 / 1e9:.1f}x fp32's; --precision=bf16 runs the convolutions "
+                     "up to that much faster"]
+    assert measure.bf16_hint(dataclasses.replace(w, precision="bf16"), 1e9, 64, lines.append) == {}
