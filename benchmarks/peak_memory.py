@@ -1,6 +1,7 @@
 """Peak memory of each contestant alone, each in a process of its own: ``python -m benchmarks.peak_memory``.
 
-One process per contestant (tfvgg with each asked convolution algorithm, keras, tf1) builds it, runs
+One process per contestant (tfvgg with each asked convolution algorithm, keras, tf1; onnxruntime and openvino with
+``--pass=forward``) builds it, runs
 ``--num_batches`` batches of one pass and reports its peak RSS; the parent prints them with the ratio to keras.
 A process measures only itself, so the contestants' memory does not add up as in the benchmark's shared process.
 """
@@ -18,7 +19,7 @@ from tfvgg.configs import get_network
 from tfvgg.cli import FlagSpec
 
 FLAGS = flags.FLAGS
-CONTESTANTS = ("keras", "tf1", *(f"tfvgg:{a}" for a in ops.CONV_ALGORITHMS))
+CONTESTANTS = ("keras", "tf1", "onnxruntime", "openvino", *(f"tfvgg:{a}" for a in ops.CONV_ALGORITHMS))
 
 
 def measure_alone(name, workload, pass_name, num_batches):
