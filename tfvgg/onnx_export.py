@@ -2,7 +2,7 @@
 
 Built from the configuration table and a ``ParamStore`` with the ``onnx`` package's own helpers, one node per
 primitive: Conv (+ Relu), MaxPool, LRN, Flatten, Gemm (+ Relu); dropout is the identity at inference and has
-no node. Three translations are worth knowing:
+no node. Four translations are worth knowing:
   * layout: ONNX convolutions are NCHW, so kernels go from tfvgg's ``[kh, kw, C_in, C_out]`` to
     ``[C_out, C_in, kh, kw]``; the input is ``images`` ``[N, C, H, W]`` (``layout="NHWC"``: ``[N, H, W, C]``,
     transposed by the graph's first node);
