@@ -211,10 +211,10 @@ def openvino_passes(w, passes=PASSES):
     """OpenVINO's CPU plugin, LATENCY hint, on tfvgg's ONNX export; fp32, or bf16 where the CPU has it (AMX,
     AVX512_BF16: OpenVINO then computes in bf16 from the float32 graph, as it does by default there)."""
     ov = _engine_module("openvino", w, passes)
-    model, images = engine_inputs(w)
     precision = {"fp32": "f32", "bf16": "bf16"}.get(w.precision)
     if precision is None:
         raise PeerUnavailable(f"OpenVINO is timed in fp32 and bf16, not {w.precision}")
+    model, images = engine_inputs(w)
     core = ov.Core()
     compiled = core.compile_model(core.read_model(model.SerializeToString()), "CPU",
                                   {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})

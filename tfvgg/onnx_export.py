@@ -20,7 +20,7 @@ import importlib
 import numpy as np
 
 from tfvgg import configs, ops
-from tfvgg.summary import summary
+from tfvgg.summary import output_size, summary
 from tfvgg.util import atomic_open, list_mismatches
 
 OPSET = 17
@@ -88,8 +88,7 @@ def save_onnx(model, path):
 
 def same_pads(size, kernel, stride):
     """(before, after) padding of TensorFlow's SAME along one axis of ``size`` pixels."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
+    total = max((output_size(size, kernel, stride, "SAME") - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
 
