@@ -62,6 +62,7 @@ setup(
         "tfvgg-evaluate = tfvgg.evaluate:run",
         "tfvgg-classify = tfvgg.classify:run",
         "tfvgg-export = tfvgg.export:run",
+        "tfvgg-to-tfrecords = tfvgg.data.to_tfrecords:run",
         "tfvgg-bench = benchmarks.vgg16:run",
         "tfvgg-bench-vgg19 = benchmarks.vgg19:run",
         "tfvgg-conv-layers = benchmarks.conv_layers:run",
