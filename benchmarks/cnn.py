@@ -17,6 +17,7 @@ import tfvgg
 from benchmarks import contestants, measure, report, results
 from benchmarks.measure import run_benchmark  # noqa: F401 - the library entry point, also from here
 from tfvgg import autotune, cli, memory
+from tfvgg.data import records
 from tfvgg.cli import FlagSpec, option
 from tfvgg.distribute import make_strategy
 from tfvgg.ops import nchw_supported
@@ -57,6 +58,10 @@ class BenchmarkConfig:
     compare: list = option(FlagSpec("list", "Peers timed in the same run: keras, tf1, direct (tfvgg with direct "
                                             "convolutions); onnxruntime, openvino (forward only; pip install -e "
                                             "'.[peers]').", tuple(measure.PEERS)), ())
+    data_dir: str = option(FlagSpec("path", "Feed tfvgg from TFRecord shards in the ImageNet layout here "
+                                            "(train-*-of-*; python -m tfvgg.data.to_tfrecords makes them), "
+                                            "augmented as in training, and time it beside synthetic images too."),
+                           None)
     strategy: str = option(cli.STRATEGY, "default")
     cpu_replicas: int = option(cli.CPU_REPLICAS, 0)
     display_every: int = option(FlagSpec("integer", "Print a progress line every this many timed batches.",
@@ -127,6 +132,16 @@ def check_memory(workload, model_summary, passes, peers, strategy):
                              workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras)
 
 
+def check_data_dir(data_dir, strategy):
+    """UsageError unless ``data_dir`` holds a complete set of training shards and one device runs the passes."""
+    if strategy.num_replicas_in_sync > 1:
+        raise UsageError("--data_dir feeds one device; leave --strategy at default")
+    try:
+        records.list_shards(data_dir, "train")
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+
+
 def device_name(device):
     """The GPU's model, or the CPU's model name and core count."""
     if device.startswith("/GPU"):
@@ -152,6 +167,8 @@ def main(argv):
             raise UsageError(f"--batch_size={cfg.batch_size} does not split over "
                              f"{strategy.num_replicas_in_sync} replicas")
         passes = [PASS_FLAG_VALUES[p] for p in cfg.passes]
+        if cfg.data_dir:
+            check_data_dir(cfg.data_dir, strategy)
         if cfg.memory_check and not on_gpu:   # a GPU's memory is not host RAM; its allocator reports OOM itself
             check_memory(workload, model_summary, passes, cfg.compare, strategy)
     except (UsageError, ValueError) as e:   # memory.InsufficientMemory is a ValueError
@@ -171,7 +188,7 @@ def main(argv):
                                   list(ALGORITHMS), repeats=3)
     measured = run_benchmark(workload, model_summary, counts, passes, cfg.compare, cfg.display_every,
                              profile_dir=cfg.profile_dir, strategy=strategy,
-                             tuning_budget=cfg.tuning_budget or None)
+                             tuning_budget=cfg.tuning_budget or None, data_dir=cfg.data_dir)
     resolved = {**dataclasses.asdict(cfg), **counts, "image_size": workload.image_size,
                 "data_format": workload.data_format}
     run = results.with_run_metadata(measured, model_summary, workload.device, name, resolved)

@@ -56,8 +56,11 @@ class Workload:
                            trainable=False, name="images")
 
 
-def tfvgg_passes(w, passes=PASSES, strategy=None):
+def tfvgg_passes(w, passes=PASSES, strategy=None, inputs=None):
     """tfvgg's ``inference_op`` in ``tf.function`` graphs; data-parallel under ``strategy`` if given.
+
+    ``inputs``: a ``tf.data.Dataset`` of image batches that feeds every call (one device only); without it
+    every call reads the same synthetic images.
 
     Under a strategy the global batch ``w.batch_size`` is split over the replicas,
     each replica's images live on its device, gradients are all-reduced, and the
@@ -106,14 +109,18 @@ def tfvgg_passes(w, passes=PASSES, strategy=None):
         tf.distribute.get_replica_context().merge_call(lambda _, g: optimizer.apply(g, p.params), args=(grads,))
         return loss
 
+    if inputs is not None and replicas > 1:
+        raise ValueError("real data feeds one device; run --data_dir without a multi-replica strategy")
+    feed = None if inputs is None else iter(inputs)
     replica_fns = {"forward": lambda x: network(x, 1.0, inference_store)[0],
                    "forward_backward": lambda x: gradient_checksum(gradients(x)[1]),
                    "train": train_step}
 
     def graph(fn):
         def run_on_replicas():
+            x = images if feed is None else next(feed)
             # One number per replica: fetching only replica 0's result would let the graph prune the others.
-            per_replica = strategy.experimental_local_results(strategy.run(fn, args=(images,)))
+            per_replica = strategy.experimental_local_results(strategy.run(fn, args=(x,)))
             return tf.stack([tf.reduce_sum(tf.cast(r, tf.float32)) for r in per_replica])
         return _runner(tf.function(run_on_replicas, jit_compile=w.xla or None), w.device if replicas == 1 else None)
 

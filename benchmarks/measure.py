@@ -9,7 +9,7 @@ import time
 
 import tensorflow as tf
 
-from benchmarks import contestants, results, timing
+from benchmarks import contestants, real_data, results, timing
 from tfvgg import autotune
 from tfvgg.precision import compute_dtype
 
@@ -22,8 +22,11 @@ TUNED_PASS = {"forward": "inference", "forward_backward": "training", "train": "
 
 
 def run_benchmark(workload, model_summary, counts, passes, peers, display_every, print_fn=print,
-                  probe_size=PROBE_SIZE, profile_dir=None, strategy=None, tuning_budget=None):
+                  probe_size=PROBE_SIZE, profile_dir=None, strategy=None, tuning_budget=None, data_dir=None):
     """Time ``passes`` for tfvgg and ``peers``; returns the results dict (fields: BUILD.md, "Results as data").
+
+    ``data_dir``: tfvgg is fed by the input pipeline over the TFRecord shards there (``benchmarks.real_data``)
+    and timed beside itself on synthetic images; the pipeline's own rate goes to ``results["input"]``.
 
     ``counts``: ``{"num_batches": N, "num_warmup_batches": W}``. With a multi-replica ``strategy``, tfvgg runs
     data-parallel on the global batch and once more on one replica's share alone, for the scaling efficiency;
@@ -38,7 +41,9 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
     out.update(bf16_hint(workload, peak, probe_size, print_fn))
     try:   # tuning and building allocate too: the variables, the images, each layer's candidates
         tuning = tune_convolutions(workload, passes, strategy.num_replicas_in_sync, print_fn, tuning_budget)
-        runs, batch_of, out["skipped"] = build_contestants(workload, passes, peers, strategy, print_fn)
+        inputs = real_data.image_batches(data_dir, workload) if data_dir else None
+        runs, batch_of, out["skipped"] = build_contestants(workload, passes, peers, strategy, print_fn,
+                                                           inputs and inputs[0])
     except (tf.errors.ResourceExhaustedError, MemoryError):
         out["error"] = out_of_memory(device, "while building the contestants", workload.batch_size)
         print_fn(out["error"])
@@ -60,6 +65,11 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
                      f"{timings[name].describe(PASS_TITLES[pass_name])}, {entry['images_per_sec']:.2f} images/s, "
                      f"{entry['tflops']:.3f} TFLOP/s, {entry['peak_fraction']:.2f} of peak")
         record_pass(out, pass_name, entries, memory, print_fn)
+    if inputs and "error" not in out:
+        print_fn("Timing the input pipeline alone ...")
+        rate = real_data.pipeline_rate(inputs[0], workload.batch_size)
+        for line in real_data.input_record(out, rate, passes, data_dir, inputs[1]):
+            print_fn(line)
     if profile_dir and "error" not in out:
         profile(runs["tfvgg"], passes, profile_dir)
         print_fn(f"Profile of 2 batches per pass written to {profile_dir} (tensorboard --logdir {profile_dir})")
@@ -115,10 +125,16 @@ def tune_convolutions(workload, passes, replicas=1, print_fn=print, budget_secon
             "left_to_rule": left, "budget_seconds": budget_seconds, "layers": rows}
 
 
-def build_contestants(workload, passes, peers, strategy, print_fn=print):
-    """(``{name: {pass: run}}``, ``{name: images per batch}``, ``{peer: why skipped}``); tfvgg comes first."""
-    builders = {"tfvgg": lambda w, p: contestants.tfvgg_passes(w, p, strategy)}
+def build_contestants(workload, passes, peers, strategy, print_fn=print, inputs=None):
+    """(``{name: {pass: run}}``, ``{name: images per batch}``, ``{peer: why skipped}``); tfvgg comes first.
+
+    ``inputs`` (a dataset of image batches): tfvgg is fed by it, and "synthetic" is tfvgg on synthetic images.
+    """
+    builders = {"tfvgg": lambda w, p: contestants.tfvgg_passes(w, p, strategy, inputs)}
     batch_of = {"tfvgg": workload.batch_size}
+    if inputs is not None:
+        builders["synthetic"] = lambda w, p: contestants.tfvgg_passes(w, p)
+        batch_of["synthetic"] = workload.batch_size
     skipped = {}
     replicas = strategy.num_replicas_in_sync
     if replicas > 1:

@@ -19,7 +19,7 @@ from tfvgg import cli
 from tfvgg.util import atomic_write
 
 PASSES = ("forward", "forward_backward", "train")
-PEER_ORDER = ("keras", "tf1", "direct", "onnxruntime", "openvino")
+PEER_ORDER = ("keras", "tf1", "direct", "onnxruntime", "openvino", "synthetic")
 TABLE_BLOCK = re.compile(r"(<!-- benchmark-table: (?P<files>[^>]*?) -->\n)(?P<table>.*?)(<!-- /benchmark-table -->)",
                          re.S)
 

@@ -47,6 +47,19 @@ def test_load_image_scales_the_short_side_and_crops_the_centre(tmp_path, encoder
     assert out[10, 213, 2] > 200 and out[10, 213, 0] < 50  # blue on the right
 
 
+@pytest.mark.parametrize("height,width,size,resize_to", [(300, 400, 224, 256), (457, 301, 64, 96), (90, 90, 32, 32)])
+def test_load_image_equals_resize_and_centre_crop_by_hand(tmp_path, rng, height, width, size, resize_to):
+    image = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    path = str(tmp_path / "noise.png")   # lossless: the decoded pixels are the array's
+    tf.io.write_file(path, tf.io.encode_png(image))
+    scale = resize_to / min(height, width)
+    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
+    resized = tf.image.resize(image.astype(np.float32), (new_h, new_w), method="bilinear", antialias=True).numpy()
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    expected = np.clip(resized[top:top + size, left:left + size], 0.0, 255.0)
+    np.testing.assert_array_equal(tfvgg.load_image(path, size=size, resize_to=resize_to).numpy(), expected)
+
+
 def test_load_image_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="image not found"):
         tfvgg.load_image(str(tmp_path / "absent.jpg"))

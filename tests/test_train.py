@@ -48,7 +48,8 @@ def test_two_epochs_learn_and_leave_everything_behind(tmp_path):
     final = train(quick(tmp_path), print_fn=lines.append)
     rows = read_metrics(str(tmp_path))
     assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert set(rows[0]) >= {"epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+    assert set(rows[0]) >= {"epoch", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
+                            "test_loss", "test_accuracy"}
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
     assert final["test_accuracy"] > 0.3   # chance is 0.1
     assert any("images/s, ETA" in l for l in lines) and any("Confusion matrix" in l for l in lines)
@@ -57,10 +58,10 @@ def test_two_epochs_learn_and_leave_everything_behind(tmp_path):
     assert matrix.shape == (10, 10) and matrix.sum() == 359
     assert round(np.trace(matrix) / matrix.sum(), 4) == round(final["test_accuracy"], 4)
     curves = tensorboard_scalars(tmp_path / "tensorboard")
-    assert set(curves) == {"train", "test"}   # one run per split, the same tags: the curves overlay
-    assert {"loss", "accuracy"} <= set(curves["test"]) and {"loss", "accuracy"} <= set(curves["train"])
+    assert set(curves) == {"train", "validation", "test"}   # one run per split, the same tags: curves overlay
+    assert all({"loss", "accuracy"} <= set(curves[split]) for split in curves)
     assert {"learning_rate", "images_per_sec", "step_loss"} <= set(curves["train"])
-    for split in ("train", "test"):
+    for split in ("train", "validation", "test"):
         for metric in ("loss", "accuracy"):
             steps, values = zip(*curves[split][metric])
             assert list(steps) == [int(r["step"]) for r in rows]
@@ -117,7 +118,7 @@ def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resumed from" in resumed.stdout
     step = int(resumed.stdout.split("(step ")[1].split(" ")[0])
-    assert 0 < step < 180   # 2 epochs of ceil(1438 / 16) = 90 steps
+    assert 0 < step < 162   # 2 epochs of ceil(1294 / 16) = 81 steps (144 of the 1,438 held out for validation)
     clean = run_train(clean_dir)
     assert clean.returncode == 0, clean.stderr
     columns = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "learning_rate")
@@ -128,8 +129,8 @@ def test_sigkill_then_rerun_ends_bit_identical_to_an_uninterrupted_run(tmp_path)
     names = checkpoint.stored_param_shapes(tf.train.latest_checkpoint(str(clean_dir / "checkpoints")))
     for name in names:
         np.testing.assert_array_equal(a.get_tensor(checkpoint._key(name)), b.get_tensor(checkpoint._key(name)))
-    evaluated = subprocess.run([sys.executable, "-m", "tfvgg.evaluate", f"--model_dir={clean_dir}"], cwd=REPO,
-                               env=ENV, capture_output=True, text=True, timeout=300)
+    evaluated = subprocess.run([sys.executable, "-m", "tfvgg.evaluate", f"--model_dir={clean_dir}",
+                                "--checkpoint=latest"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"test accuracy {float(read_metrics(str(clean_dir))[-1]['test_accuracy']):.4f}" in evaluated.stdout
 

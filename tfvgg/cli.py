@@ -88,7 +88,8 @@ WEIGHTS = FlagSpec("path", "Weight file: Keras .h5 / .weights.h5, the classic vg
 DATA_DIR = FlagSpec("path", "Where the dataset's files are.")
 MODEL_DIR = FlagSpec("path", "Run directory: config.json, checkpoints, metrics.csv, plots, TensorBoard events.")
 DATASET = FlagSpec("enum", "digits (ships with scikit-learn), mnist / fashion_mnist (IDX files in --data_dir), "
-                   "folder (one sub-folder of images per class in --data_dir).", DATASETS)
+                   "folder (--data_dir/train/<class>/*.jpg [+ validation/, test/], or --data_dir/<class>/*.jpg), "
+                   "imagenet (TFRecord shards train-*-of-* and validation-*-of-* in --data_dir).", DATASETS)
 OPTIMIZER = FlagSpec("enum", "sgd (with --momentum) or adam.", tuple(OPTIMIZERS))
 
 

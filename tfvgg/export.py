@@ -2,11 +2,13 @@
 
     python -m tfvgg.export --model=D --weights=vgg16_weights_tf_dim_ordering_tf_kernels.h5 --out=vgg16_saved
     python -m tfvgg.export --format=onnx --model=D --weights=... --out=vgg16.onnx
+    python -m tfvgg.export --model_dir=runs/flowers --out=flowers_saved   # a tfvgg.train run, its class names
 
 Signatures (``tf.saved_model.load(DIR).signatures[...]``):
   serving_default  images: uint8 ``[N, H, W, 3]`` RGB
   serving_float    images: float32 ``[N, H, W, 3]`` RGB in [0, 255]
-Both resize to the network's image size, apply its preprocessing and return
+Both resize to the network's image size (a run: as it evaluated, e.g. shorter side to Q and the centre
+crop), apply its preprocessing, refuse images with NaN or infinite values, and return
 ``probabilities`` ``[N, C]``, ``top_k_indices`` ``[N, k]``, ``top_k_probabilities`` and,
 when class names are known, ``top_k_labels``. Loading needs TensorFlow only.
 
@@ -19,10 +21,10 @@ import shutil
 from absl import flags
 import tensorflow as tf
 
-from tfvgg import cli, configs, onnx_export
+from tfvgg import cli, configs, onnx_export, serving
 from tfvgg.cli import fail
 from tfvgg.images import class_names as imagenet_class_names, preprocess
-from tfvgg.network import inference_op
+from tfvgg.network import check_finite_images, inference_op
 from tfvgg.params import ParamStore
 from tfvgg.weights import load_weights
 
@@ -30,13 +32,13 @@ from tfvgg.weights import load_weights
 class Classifier(tf.Module):
     """Images in, probabilities and top-k classes out, over a loaded ``ParamStore``."""
 
-    def __init__(self, p, config, num_classes, image_size, preprocessing="caffe", class_names=None, top_k=5):
+    def __init__(self, p, config, num_classes, prepare, class_names=None, top_k=5):
+        """``prepare``: float32 RGB ``[N, H, W, 3]`` in [0, 255] -> the network's input ``[N, S, S, C]``."""
         super().__init__(name="tfvgg_classifier")
         self.params = p
         self.config = configs.get_network(config).name
         self.num_classes = int(num_classes)
-        self.image_size = int(image_size)
-        self.preprocessing = preprocessing
+        self.prepare = prepare
         self.top_k = min(int(top_k), self.num_classes)
         if class_names is not None and len(class_names) != self.num_classes:
             raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes")
@@ -44,9 +46,8 @@ class Classifier(tf.Module):
 
     def classify(self, images):
         """``[N, H, W, 3]`` RGB (uint8, or float in [0, 255]) -> dict of outputs."""
-        x = tf.image.resize(tf.cast(images, tf.float32), (self.image_size, self.image_size))
-        _, probabilities, _ = inference_op(preprocess(x, self.preprocessing), self.params, 1.0, self.config,
-                                           self.num_classes)
+        x = check_finite_images(tf.cast(images, tf.float32))
+        _, probabilities, _ = inference_op(self.prepare(x), self.params, 1.0, self.config, self.num_classes)
         top = tf.math.top_k(probabilities, k=self.top_k)
         outputs = {"probabilities": probabilities, "top_k_indices": top.indices, "top_k_probabilities": top.values}
         if self.class_names is not None:
@@ -54,18 +55,25 @@ class Classifier(tf.Module):
         return outputs
 
 
+def resize_and_preprocess(image_size, preprocessing="caffe"):
+    """The ``prepare`` of published weights: resize to ``image_size``, then ``images.preprocess``."""
+    def prepare(images):
+        return preprocess(tf.image.resize(images, (image_size, image_size)), preprocessing)
+    return prepare
+
+
 def export_saved_model(p, out_dir, config="D", num_classes=None, image_size=None, preprocessing="caffe",
-                       class_names=None, top_k=5):
+                       class_names=None, top_k=5, prepare=None):
     """Write a SavedModel of ``config`` with ``p``'s weights to ``out_dir`` (which must not exist yet).
 
+    ``prepare`` (see ``Classifier``) defaults to ``resize_and_preprocess(image_size, preprocessing)``.
     Written to a temporary directory beside ``out_dir`` and renamed at the end,
     so ``out_dir`` is either complete or absent.
     """
     net = configs.get_network(config)
     image_size = image_size or net.input_shape[0]
-    channels = net.input_shape[2]
-    if channels != 3:
-        raise ValueError(f"{net.name} takes {channels}-channel images; export serves RGB images only")
+    if prepare is None and net.input_shape[2] != 3:
+        raise ValueError(f"{net.name} takes {net.input_shape[2]}-channel images; export serves RGB images only")
     if os.path.exists(out_dir):
         raise FileExistsError(f"{out_dir} already exists; choose a new --out")
     if len(p) == 0:
@@ -73,7 +81,8 @@ def export_saved_model(p, out_dir, config="D", num_classes=None, image_size=None
     num_classes = num_classes or int(p.params[-1].shape[0])
     if class_names is None and num_classes == 1000:
         class_names = imagenet_class_names()
-    module = Classifier(p, net.name, num_classes, image_size, preprocessing, class_names, top_k)
+    prepare = prepare or resize_and_preprocess(image_size, preprocessing)
+    module = Classifier(p, net.name, num_classes, prepare, class_names, top_k)
     serve_uint8 = tf.function(module.classify, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8,
                                                                               name="images")])
     serve_float = tf.function(module.classify, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32,
@@ -97,7 +106,9 @@ def export_onnx(p, out_path, config="D", image_size=None, layout="NCHW"):
 
 def define_flags():
     cli.MODEL.define("model", "D")
-    cli.WEIGHTS.define("weights", None, required=True)
+    cli.WEIGHTS.define("weights", None)
+    cli.FlagSpec("path", "A tfvgg.train run directory instead of --weights: its best weights, class names and "
+                         "preprocessing.").define("model_dir", None)
     cli.FlagSpec("enum", "saved_model (a directory TensorFlow serves) or onnx (one file for ONNX Runtime and "
                          "OpenVINO; needs pip install -e '.[peers]').", ("saved_model", "onnx")).define(
         "format", "saved_model")
@@ -109,9 +120,31 @@ def define_flags():
     cli.FlagSpec("enum", "ONNX: layout of the input images.", onnx_export.LAYOUTS).define("layout", "NCHW")
 
 
+def export_run(model_dir, out_dir, top_k=5):
+    """A SavedModel of a ``tfvgg.train`` run: its best weights, class names and evaluation preprocessing."""
+    run = serving.load_run(model_dir)
+    size, channels = run.prep.image_size, run.prep.channels
+    prepare = lambda images: tf.map_fn(run.prep.eval_input, images,  # noqa: E731 - one image at a time
+                                       fn_output_signature=tf.TensorSpec([size, size, channels], tf.float32))
+    return export_saved_model(run.params, out_dir, run.model, run.num_classes, size, class_names=run.class_names,
+                              top_k=top_k, prepare=prepare), run
+
+
 def main(argv):
     cli.no_positional_arguments(argv)
     f = flags.FLAGS
+    if bool(f.weights) == bool(f.model_dir):
+        fail("give --weights (a weight file) or --model_dir (a tfvgg.train run), one of them", argv)
+    if f.model_dir:
+        if f.format != "saved_model":
+            fail("--model_dir exports a SavedModel only (--format=saved_model)", argv)
+        try:
+            _, trained = export_run(f.model_dir, f.out, f.top_k)
+        except (ValueError, FileNotFoundError, FileExistsError) as e:
+            fail(e, argv)
+        print(f"Exported {f.model_dir} ({trained.model}, {trained.num_classes} classes, {trained.checkpoint}) "
+              f"to {f.out}")
+        return
     net = configs.get_network(f.model)
     size = f.image_size or net.input_shape[0]
     p = ParamStore()

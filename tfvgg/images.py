@@ -3,6 +3,8 @@ import os
 
 import tensorflow as tf
 
+from tfvgg.data import augment
+
 # Mean RGB of the ImageNet training set, subtracted by the VGG paper (section 2.1).
 IMAGENET_RGB_MEAN = (123.68, 116.779, 103.939)
 PREPROCESSING = ("caffe", "rgb_mean", "none")
@@ -39,7 +41,8 @@ def load_image(path, size=224, resize_to=256):
     """A JPEG/PNG/GIF/BMP file -> ``[size, size, 3]`` float32 RGB in [0, 255].
 
     The shorter side is scaled to ``resize_to`` (keeping the aspect ratio), then
-    the central ``size`` x ``size`` crop is taken: the paper's single-scale test.
+    the central ``size`` x ``size`` crop is taken: the paper's single-scale test, as
+    ``tfvgg.data.augment.eval_image`` does it in a ``tf.data`` pipeline.
     """
     if resize_to < size:
         raise ValueError(f"resize_to ({resize_to}) must be at least size ({size})")
@@ -51,12 +54,7 @@ def load_image(path, size=224, resize_to=256):
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as e:
         raise ValueError(f"{path}: not a decodable image ({e.message.splitlines()[0]})") from None
-    height, width = int(image.shape[0]), int(image.shape[1])
-    scale = resize_to / min(height, width)
-    new_hw = (max(size, round(height * scale)), max(size, round(width * scale)))
-    image = tf.image.resize(tf.cast(image, tf.float32), new_hw, method="bilinear", antialias=True)
-    top, left = (new_hw[0] - size) // 2, (new_hw[1] - size) // 2
-    return tf.clip_by_value(image[top:top + size, left:left + size, :], 0.0, 255.0)
+    return augment.central_crop(augment.resize_shorter_side(image, resize_to), size)
 
 
 def class_names():

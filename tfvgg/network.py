@@ -11,7 +11,8 @@ POOLINGS = (None, "avg", "max")
 
 
 def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, include_top=True, pooling=None,
-                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None, conv_algorithm="direct"):
+                 return_endpoints=False, data_format="NHWC", dtype=None, dropout_seed=None, conv_algorithm="direct",
+                 check_finite=False):
     """Build network ``config`` on ``images``; returns ``(predictions, softmax, logits)``.
 
     Args:
@@ -31,6 +32,9 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
       conv_algorithm: "direct", "winograd2", "winograd4", "winograd6" or "auto" (measured
         per layer, ``tfvgg.autotune``) for the 3x3 stride-1 convolutions (see ``conv_op``);
         others always run direct.
+      check_finite: refuse images holding NaN or infinite values, naming them (ValueError when run eagerly,
+        InvalidArgumentError inside a graph). Off by default: without it such an image can give an
+        ordinary-looking prediction, because max-pooling drops NaN.
       return_endpoints: also return ``{layer name: activation}`` for every layer
         (``conv1_1`` ... ``pool5``, ``fc6``, ``fc7``, ``fc8``), in order.
 
@@ -43,6 +47,8 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
     net = configs.get_network(config)
     check_keep_prob(keep_prob)
     images = _checked_images(net, images, data_format, dtype)
+    if check_finite:
+        images = check_finite_images(images, net.name)
     if pooling not in POOLINGS or (pooling and include_top):
         raise ValueError(f"pooling must be None, 'avg' or 'max', and only with include_top=False; got {pooling!r}")
     image_hwc = _hwc(images.shape[1:], data_format)
@@ -121,6 +127,20 @@ def _checked_images(net, images, data_format, dtype):
     if not images.dtype.is_floating:
         raise TypeError(f"{net.name} expects float images; got {images.dtype.name} (cast and scale them first)")
     return images if dtype is None else tf.cast(images, dtype)
+
+
+def check_finite_images(images, where="images"):
+    """``images`` ``[N, ...]`` unchanged if every value is finite; else an error naming the images (their index
+    in the batch) that are not: ValueError in eager mode, InvalidArgumentError from an assertion in a graph."""
+    finite = tf.reduce_all(tf.math.is_finite(tf.reshape(images, [tf.shape(images)[0], -1])), axis=1)
+    bad = tf.reshape(tf.where(tf.logical_not(finite)), [-1])
+    message = f"{where}: NaN or infinite pixel values in image(s) (index in the batch)"
+    if tf.executing_eagerly():
+        if bad.shape[0]:
+            raise ValueError(f"{message}: {', '.join(str(int(i)) for i in bad.numpy()[:10])}")
+        return images
+    with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(finite), [message, bad], summarize=10)]):
+        return tf.identity(images)
 
 
 def _pooled_features(x, pooling, data_format):

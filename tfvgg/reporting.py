@@ -1,7 +1,7 @@
 """What a training run leaves to look at: metrics.csv, TensorBoard events, PNG curves, the confusion matrix.
 
 Every file is written atomically. TensorBoard gets one run per split
-(``tensorboard/train`` and ``tensorboard/test``) under the same tags
+(``tensorboard/train``, ``tensorboard/validation``, ``tensorboard/test``) under the same tags
 (``loss``, ``accuracy``), so the two curves overlay in one chart.
 """
 import csv
@@ -15,9 +15,9 @@ from tensorflow.core.framework import summary_pb2
 
 from tfvgg.util import atomic_open, atomic_write
 
-METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "learning_rate",
-                 "seconds", "images_per_sec")
-SPLITS = ("train", "test")
+METRIC_FIELDS = ("epoch", "step", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy",
+                 "test_loss", "test_accuracy", "learning_rate", "seconds", "images_per_sec")
+SPLITS = ("train", "validation", "test")
 
 
 def read_metrics(model_dir, completed_epochs):
@@ -41,7 +41,7 @@ def write_metrics(model_dir, history):
 
 
 class TensorBoardLog:
-    """Scalar events in ``directory/train`` and ``directory/test``; no tensorboard package needed to write them."""
+    """Scalar events in ``directory/<split>``; no tensorboard package needed to write them."""
 
     def __init__(self, directory):
         self.directory = directory
@@ -55,6 +55,8 @@ class TensorBoardLog:
     def epoch(self, row):
         """An epoch's row of metrics.csv: loss and accuracy per split, learning rate and speed in train."""
         for split in SPLITS:
+            if np.isnan(row[f"{split}_loss"]):   # a set without that split
+                continue
             with self.writers[split].as_default(step=row["step"]):
                 write_scalar("loss", row[f"{split}_loss"])
                 write_scalar("accuracy", row[f"{split}_accuracy"])
@@ -73,7 +75,7 @@ def write_scalar(tag, value):
 
 
 def plot_history(model_dir, history):
-    """loss.png and accuracy.png (train and test per epoch); [] without matplotlib."""
+    """loss.png and accuracy.png (each split per epoch); [] without matplotlib."""
     try:
         import matplotlib
         matplotlib.use("Agg")

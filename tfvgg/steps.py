@@ -8,7 +8,6 @@ variables, and a step whose loss or gradients are not finite changes nothing.
 import numpy as np
 import tensorflow as tf
 
-from tfvgg.data import to_tf_dataset
 from tfvgg.network import inference_op
 
 
@@ -29,7 +28,7 @@ class TrainState(tf.Module):
         self.loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.correct = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.seen = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.best_test_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
+        self.best_validation_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
         self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def record(self, loss, correct, count):
@@ -43,19 +42,21 @@ class TrainState(tf.Module):
         seen = max(int(self.seen.numpy()), 1)
         return float(self.loss_sum.numpy()) / seen, int(self.correct.numpy()) / seen
 
-    def end_epoch(self, test_loss, optimizer, patience, factor):
-        """Reset the sums; multiply the learning rate by ``factor`` after ``patience`` epochs without a better loss."""
+    def end_epoch(self, validation_loss, optimizer, patience, factor):
+        """Reset the sums; multiply the learning rate by ``factor`` after ``patience`` epochs without a better
+        validation loss. Returns whether this epoch's validation loss is the best so far."""
         self.loss_sum.assign(0.0)
         self.correct.assign(0)
         self.seen.assign(0)
-        if test_loss < float(self.best_test_loss.numpy()):
-            self.best_test_loss.assign(test_loss)
+        if validation_loss < float(self.best_validation_loss.numpy()):
+            self.best_validation_loss.assign(validation_loss)
             self.bad_epochs.assign(0)
-            return
+            return True
         self.bad_epochs.assign_add(1)
         if patience and int(self.bad_epochs.numpy()) >= patience:
             optimizer.learning_rate.assign(optimizer.learning_rate * factor)
             self.bad_epochs.assign(0)
+        return False
 
 
 def network_fn(p, net_name, num_classes, dtype, conv_algorithm):
@@ -127,12 +128,16 @@ def make_eval_step(logits_fn, image_size, channels):
     return eval_step
 
 
-def evaluate(eval_step, images, labels, batch_size, image_size, channels):
-    """(mean loss, accuracy, predictions ``[N]``) of ``eval_step`` over ``images`` ``[N, H, W, C]`` uint8."""
-    loss_sum, predictions = 0.0, []
-    for batch_images, batch_labels in to_tf_dataset(images, labels, batch_size, image_size, channels):
+def evaluate(eval_step, dataset):
+    """(mean loss, accuracy, predictions ``[N]``, labels ``[N]``) of ``eval_step`` over ``dataset``'s
+    (images, labels) batches (``tfvgg.data.pipeline.batches``)."""
+    loss_sum, predictions, labels = 0.0, [], []
+    for batch_images, batch_labels in dataset:
         batch_loss, batch_predictions = eval_step(batch_images, batch_labels)
         loss_sum += float(batch_loss)
         predictions.append(batch_predictions.numpy())
-    predictions = np.concatenate(predictions)
-    return loss_sum / len(predictions), float(np.mean(predictions == labels)), predictions
+        labels.append(batch_labels.numpy())
+    if not predictions:
+        raise ValueError("nothing to evaluate: the split has no images")
+    predictions, labels = np.concatenate(predictions), np.concatenate(labels)
+    return loss_sum / len(predictions), float(np.mean(predictions == labels)), predictions, labels

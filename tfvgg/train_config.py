@@ -9,6 +9,8 @@ import os
 
 from tfvgg import cli, configs
 from tfvgg.cli import FlagSpec, option
+from tfvgg.data.augment import Augmentation
+from tfvgg.data.pipeline import Preprocessing
 from tfvgg.ops import CONV_ALGORITHMS
 from tfvgg.optimizers import OPTIMIZERS
 from tfvgg.precision import compute_dtype
@@ -16,7 +18,8 @@ from tfvgg.util import write_json
 from tfvgg.winograd import check_precision
 
 # Flags a resumed run may change; every other one must equal the first run's.
-RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm", "memory_check")
+RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm", "memory_check",
+                     "skip_bad_images")
 CONFIG_FILE = "config.json"
 
 
@@ -35,6 +38,21 @@ class TrainConfig:
     dataset: str = option(cli.DATASET, "digits")
     data_dir: str = option(cli.DATA_DIR, None)
     image_size: int = option(cli.IMAGE_SIZE, 32)
+    num_classes: int = option(_int("Width of the last layer (0 = the number of classes in the data).", lower=0), 0)
+    validation_fraction: float = option(_float("Share of the training images held out for validation where the "
+                                               "data has no validation split of its own (fixed by --seed).",
+                                               0.0, 0.9), 0.1)
+    augment: str = option(FlagSpec("enum", "paper: the VGG paper's scale jitter, random crop and flip, centre crop "
+                                           "at test (photographs); none: resize only; auto: paper for folder and "
+                                           "imagenet, none for digits and IDX sets.", ("auto", "paper", "none")),
+                          "auto")
+    train_scale: str = option(FlagSpec("string", "Training scale S for a 224 crop (scaled with --image_size): one "
+                                                 "value (fixed S) or two (S jittered in [min, max]), e.g. 256,512."),
+                              "256")
+    test_scale: int = option(_int("Test scale Q for a 224 crop (0: S, or the middle of the jitter range).",
+                                  lower=0), 0)
+    skip_bad_images: bool = option(FlagSpec("boolean", "Skip and count undecodable images instead of stopping "
+                                                       "with the first one named."), False)
     batch_size: int = option(cli.BATCH_SIZE, 32)
     epochs: int = option(_int("Passes over the training set."), 15)
     # The paper's SGD needs far more steps than 1,438 digits give; Adam starts this BN-less network.
@@ -79,14 +97,30 @@ def check_config(cfg):
     for name in ("image_size", "batch_size", "epochs", "checkpoint_every", "log_every", "max_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1; got {getattr(cfg, name)}")
+    if cfg.augment != "none":
+        preprocessing(cfg, channels=3, photographs=True)   # the scales' own checks
     if cfg.learning_rate <= 0:
         raise ValueError(f"learning_rate must be > 0; got {cfg.learning_rate}")
+
+
+def preprocessing(cfg, channels, photographs):
+    """The run's ``pipeline.Preprocessing``: the paper's augmentation and RGB mean for photographs (or as
+    ``--augment`` says), a resize to [0, 1] pixels for the digit sets."""
+    augment = cfg.augment == "paper" or (cfg.augment == "auto" and photographs)
+    try:
+        scales = tuple(int(v) for v in str(cfg.train_scale).split(","))
+    except ValueError:
+        raise ValueError(f"train_scale takes one or two integers, e.g. 256 or 256,512; got {cfg.train_scale!r}") \
+            from None
+    augmentation = Augmentation(cfg.image_size, scales, cfg.test_scale or None) if augment else None
+    pixels = "rgb_mean" if photographs and channels == 3 else "unit"
+    return Preprocessing(cfg.image_size, channels, augmentation, pixels)
 
 
 def check_or_write_config(cfg, write=True):
     """Refuse a run directory started with other values; write (or rewrite) its config.json if ``write``."""
     path = os.path.join(cfg.model_dir, CONFIG_FILE)
-    current = dataclasses.asdict(cfg)
+    current = json.loads(json.dumps(dataclasses.asdict(cfg)))   # tuples as lists, as they read back
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             previous = json.load(f)

@@ -18,16 +18,17 @@ import tensorflow as tf
 
 from tfvgg import configs, memory
 from tfvgg.checkpoint import Checkpointer
-from tfvgg.data import load_dataset, to_tf_dataset
+from tfvgg.data.pipeline import batches
+from tfvgg.data.sources import open_source
 from tfvgg.distribute import is_chief, make_strategy, task
 from tfvgg.network import inference_op
 from tfvgg.optimizers import OPTIMIZERS
 from tfvgg.params import ParamStore
 from tfvgg.precision import DynamicLossScale
-from tfvgg import reporting
+from tfvgg import reporting, serving
 from tfvgg.steps import NonFiniteLoss, TrainState, evaluate, make_eval_step, make_train_step, network_fn
 from tfvgg.summary import summary
-from tfvgg.train_config import TrainConfig, check_config, check_or_write_config
+from tfvgg.train_config import TrainConfig, check_config, check_or_write_config, preprocessing
 
 __all__ = ["NonFiniteLoss", "TrainConfig", "Trainer", "train"]
 
@@ -50,7 +51,14 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.net = configs.get_network(cfg.model)
         self.channels = self.net.input_shape[2]
-        self.data = load_dataset(cfg.dataset, cfg.data_dir, cfg.image_size, cfg.seed)
+        self.source = open_source(cfg.dataset, cfg.data_dir, cfg.seed, cfg.validation_fraction)
+        self.num_classes = cfg.num_classes or self.source.num_classes
+        if self.num_classes < self.source.num_classes:
+            raise ValueError(f"--num_classes={cfg.num_classes} but the data has {self.source.num_classes} classes")
+        self.prep = preprocessing(cfg, self.channels, self.source.photographs)
+        self.splits = [s for s in ("validation", "test") if self.source.size(s)]
+        if "validation" not in self.splits:
+            raise ValueError(f"{self.source.describe()} has no validation images: raise --validation_fraction")
         self.replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % self.replicas:
             raise ValueError(f"--batch_size={cfg.batch_size} does not split evenly over {self.replicas} replicas")
@@ -58,13 +66,11 @@ class Trainer:
             self.check_memory()   # before config.json: a refused batch leaves the run directory free to retry
         os.makedirs(cfg.model_dir, exist_ok=True)
         check_or_write_config(cfg, write=self.chief)
-        self.train_x, self.train_y = self.data.train_images, self.data.train_labels
-        if cfg.train_subset:
-            self.train_x, self.train_y = self.train_x[:cfg.train_subset], self.train_y[:cfg.train_subset]
-        self.steps_per_epoch = math.ceil(len(self.train_x) / cfg.batch_size)
+        self.train_size = min(cfg.train_subset or math.inf, self.source.size("train"))
+        self.steps_per_epoch = math.ceil(self.train_size / cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self._build_variables()
-        logits = network_fn(self.p, self.net.name, self.data.num_classes, cfg.dtype, cfg.conv_algorithm)
+        logits = network_fn(self.p, self.net.name, self.num_classes, cfg.dtype, cfg.conv_algorithm)
         self.train_step = make_train_step(self.strategy, self.p, logits, self.optimizer, self.state, cfg.keep_prob,
                                           cfg.seed, self.loss_scale)
         self.eval_step = make_eval_step(logits, cfg.image_size, self.channels)
@@ -77,7 +83,7 @@ class Trainer:
         memory available leaves it out."""
         cfg = self.cfg
         local = len(self.strategy.extended.worker_devices) if self.replicas > 1 else 1
-        model_summary = summary(self.net, (cfg.image_size, cfg.image_size, self.channels), self.data.num_classes,
+        model_summary = summary(self.net, (cfg.image_size, cfg.image_size, self.channels), self.num_classes,
                                 print_fn=None)
         slots = {"adam": 2}.get(cfg.optimizer, 1 if cfg.momentum else 0)   # tfvgg.optimizers' slot variables
         return memory.check_fits(model_summary, cfg.batch_size * local // self.replicas, ["train"], cfg.dtype,
@@ -89,7 +95,7 @@ class Trainer:
         with self.strategy.scope():
             self.p = ParamStore(seed=cfg.seed)
             inference_op(tf.zeros([1, cfg.image_size, cfg.image_size, self.channels]), self.p, 1.0, self.net.name,
-                         self.data.num_classes)
+                         self.num_classes)
             self.optimizer = make_optimizer(cfg)
             self.optimizer.build(self.p.trainable_variables)
             self.state = TrainState()
@@ -102,6 +108,9 @@ class Trainer:
         self.save_dir = (self.checkpoint_dir if self.chief
                          else os.path.join(cfg.model_dir, f".worker-{task()[1]}-checkpoints"))
         self.checkpointer = Checkpointer(self.p, self.save_dir, cfg.max_checkpoints, **extras)
+        self.best = Checkpointer(self.p, os.path.join(cfg.model_dir, serving.BEST_DIR), max_to_keep=1)
+        if self.chief:
+            serving.write_serving_info(cfg.model_dir, self.net.name, self.class_names, self.prep)
 
     def run(self):
         """Restore, train the remaining epochs, report; returns the last epoch's metrics row."""
@@ -122,31 +131,38 @@ class Trainer:
         self.finish(history)
         return history[-1]
 
+    @property
+    def class_names(self):
+        """The data's class names, then "class i" for any extra width --num_classes asked for."""
+        names = self.source.class_names
+        return names + tuple(f"class {i}" for i in range(len(names), self.num_classes))
+
     def describe(self):
         cfg, strategy = self.cfg, ""
         if self.replicas > 1 or cfg.strategy != "default":
             strategy = f", {self.replicas} replicas ({cfg.strategy})"
-        return (f"Training {self.net.description} on {self.data.name}: {len(self.train_x)} train / "
-                f"{len(self.data.test_images)} test images at {cfg.image_size}x{cfg.image_size}x{self.channels}, "
-                f"{self.p.count_params():,} parameters, {cfg.epochs} epochs of {self.steps_per_epoch} steps"
-                + strategy)
+        augmentation = self.prep.augmentation.describe() if self.prep.augmentation else "resized, no augmentation"
+        return (f"Training {self.net.description} on {self.source.describe()}: {self.train_size:,} train images at "
+                f"{cfg.image_size}x{cfg.image_size}x{self.channels} ({augmentation}), {self.p.count_params():,} "
+                f"parameters, {cfg.epochs} epochs of {self.steps_per_epoch} steps" + strategy)
 
     def batches(self, epoch, skip_batches):
         """The epoch's batches, shuffled by a seed of the epoch (so a resume replays them), split over replicas."""
         cfg = self.cfg
-        batches = to_tf_dataset(self.train_x, self.train_y, cfg.batch_size, cfg.image_size, self.channels,
-                                shuffle_seed=cfg.seed * 100003 + epoch, skip_batches=skip_batches)
+        ds = batches(self.source, "train", cfg.batch_size, self.prep, shuffle_seed=cfg.seed * 100003 + epoch,
+                     skip_batches=skip_batches, limit=cfg.train_subset, skip_bad=cfg.skip_bad_images)
         if cfg.strategy == "default":
-            return batches
+            return ds
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return self.strategy.experimental_distribute_dataset(batches.with_options(options))
+        return self.strategy.experimental_distribute_dataset(ds.with_options(options))
 
     def run_epoch(self, epoch, step):
         """Train from global ``step`` to the end of ``epoch``; returns (step, seconds, images seen)."""
         cfg = self.cfg
         start, seen = time.perf_counter(), 0
-        for images, labels in self.batches(epoch, skip_batches=step - epoch * self.steps_per_epoch):
+        skip = step - epoch * self.steps_per_epoch
+        for images, labels in self.named_errors("train", self.batches(epoch, skip_batches=skip)):
             loss, count = self.train_step(images, labels)
             loss = float(loss)
             if not math.isfinite(loss):
@@ -161,26 +177,49 @@ class Trainer:
                 self.tensorboard.step_loss(step, loss)
             if step % cfg.checkpoint_every == 0:
                 self.save(step, epoch)
+        missing = self.train_size - skip * cfg.batch_size - seen
+        if cfg.skip_bad_images and missing > 0:
+            self.print(f"  skipped {missing} undecodable image(s) this epoch")
+        if step < (epoch + 1) * self.steps_per_epoch:   # batches lost to skipped images: the epoch still ends here
+            step = (epoch + 1) * self.steps_per_epoch
+            self.state.step.assign(step)
         return step, time.perf_counter() - start, seen
 
-    def evaluate(self):
-        """(mean test loss, test accuracy, predictions) of the current weights."""
-        return evaluate(self.eval_step, self.data.test_images, self.data.test_labels, self.cfg.batch_size,
-                        self.cfg.image_size, self.channels)
+    def named_errors(self, split, dataset):
+        """Iterate ``dataset``; an image that cannot be read stops the run with one line naming it."""
+        iterator = iter(dataset)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.NotFoundError) as e:
+                where = self.source.locate_bad(split) or e.message.splitlines()[0]
+                raise ValueError(f"{split} data: {where} (--skip_bad_images skips and counts such images)") from None
+            yield batch
+
+    def evaluate(self, split):
+        """(mean loss, accuracy, predictions, labels) of the current weights on ``split``."""
+        ds = batches(self.source, split, self.cfg.batch_size, self.prep, skip_bad=self.cfg.skip_bad_images)
+        return evaluate(self.eval_step, self.named_errors(split, ds))
 
     def end_epoch(self, epoch, step, seconds, seen):
-        """Evaluate, print and log the epoch, apply the plateau rule; returns its metrics row."""
-        test_loss, test_accuracy, _ = self.evaluate()
-        train_loss, train_accuracy = self.state.epoch_means()
-        row = {"epoch": epoch + 1, "step": step, "train_loss": train_loss, "train_accuracy": train_accuracy,
-               "test_loss": test_loss, "test_accuracy": test_accuracy,
-               "learning_rate": float(self.optimizer.learning_rate.numpy()), "seconds": seconds,
-               "images_per_sec": seen / seconds if seconds > 0 else 0.0}
-        self.print(f"epoch {epoch + 1}/{self.cfg.epochs}: train loss {train_loss:.4f} accuracy {train_accuracy:.4f}; "
-                   f"test loss {test_loss:.4f} accuracy {test_accuracy:.4f}; lr {row['learning_rate']:g}; "
-                   f"{row['images_per_sec']:.0f} images/s")
+        """Evaluate, print and log the epoch, apply the plateau rule, keep the best weights; returns its row."""
+        row = {"epoch": epoch + 1, "step": step}
+        row["train_loss"], row["train_accuracy"] = self.state.epoch_means()
+        for split in ("validation", "test"):
+            loss, accuracy = self.evaluate(split)[:2] if split in self.splits else (math.nan, math.nan)
+            row[f"{split}_loss"], row[f"{split}_accuracy"] = loss, accuracy
+        row.update(learning_rate=float(self.optimizer.learning_rate.numpy()), seconds=seconds,
+                   images_per_sec=seen / seconds if seconds > 0 else 0.0)
+        self.print(f"epoch {epoch + 1}/{self.cfg.epochs}: " + "; ".join(
+            f"{split} loss {row[f'{split}_loss']:.4f} accuracy {row[f'{split}_accuracy']:.4f}"
+            for split in ("train", *self.splits)) + f"; lr {row['learning_rate']:g}; {row['images_per_sec']:.0f} images/s")
         self.tensorboard.epoch(row)
-        self.state.end_epoch(test_loss, self.optimizer, self.cfg.plateau_patience, self.cfg.plateau_factor)
+        improved = self.state.end_epoch(row["validation_loss"], self.optimizer, self.cfg.plateau_patience,
+                                        self.cfg.plateau_factor)
+        if improved and self.chief:
+            self.best.save(step)
         return row
 
     @property
@@ -196,11 +235,13 @@ class Trainer:
             shutil.rmtree(self.save_dir, ignore_errors=True)
 
     def finish(self, history):
-        """Print the confusion matrix and the weights' checksum; the chief writes the matrix and the plots."""
-        _, _, predictions = self.evaluate()
-        names = self.data.class_names
-        matrix = reporting.confusion_matrix(self.data.test_labels, predictions, self.data.num_classes)
-        self.print("Confusion matrix (rows: true class, columns: predicted):")
+        """Print the confusion matrix (test split, else validation) and the weights' checksum; the chief writes
+        the matrix and the plots."""
+        split = self.splits[-1]
+        _, _, predictions, labels = self.evaluate(split)
+        names = self.class_names
+        matrix = reporting.confusion_matrix(labels, predictions, self.num_classes)
+        self.print(f"Confusion matrix, {split} images (rows: true class, columns: predicted):")
         self.print(reporting.format_confusion(matrix, names))
         self.print(f"Weights checksum: {reporting.weights_checksum(self.p)}")
         if not self.chief:
@@ -208,9 +249,9 @@ class Trainer:
         model_dir = self.cfg.model_dir
         reporting.write_confusion(model_dir, matrix, names)
         plots = reporting.plot_history(model_dir, history)
-        self.print(f"Metrics: {os.path.join(model_dir, 'metrics.csv')}; TensorBoard: "
-                   f"{self.tensorboard.directory}" + (f"; plots: {', '.join(plots)}" if plots else
-                                                       " (install matplotlib for PNG plots)"))
+        self.print(f"Metrics: {os.path.join(model_dir, 'metrics.csv')}; best weights (lowest validation loss): "
+                   f"{self.best.latest}; TensorBoard: {self.tensorboard.directory}"
+                   + (f"; plots: {', '.join(plots)}" if plots else " (install matplotlib for PNG plots)"))
 
 
 def make_optimizer(cfg):

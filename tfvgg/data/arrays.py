@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from tfvgg.data import folders
+from tfvgg.data.folders import IMAGE_EXTENSIONS  # noqa: F401 - re-exported
+
 # IDX type codes (the third byte of the magic number) -> big-endian NumPy dtypes.
 IDX_DTYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -20,7 +23,6 @@ MNIST_FILES = {
 }
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 DATASETS = ("digits", "mnist", "fashion_mnist", "folder")
 
 
@@ -87,30 +89,18 @@ def load_mnist(data_dir, name="mnist"):
 def load_image_folder(data_dir, image_size, test_fraction=0.2, seed=0):
     """One sub-folder per class (e.g. the 17-flower set); images decoded and resized to ``image_size`` now.
 
-    Each class is split ``test_fraction`` / rest after a seeded shuffle, so the
-    split is the same on every run.
+    Each class is split ``test_fraction`` / rest after a seeded shuffle
+    (``folders.index_image_folder``), so the split is the same on every run. For
+    sets too large to hold in memory, ``sources.FolderSource`` streams them.
     """
-    if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"image folder not found: {data_dir}")
-    classes = sorted(d for d in os.listdir(data_dir) if os.path.isdir(os.path.join(data_dir, d)))
-    if len(classes) < 2:
-        raise ValueError(f"{data_dir}: expected one sub-folder per class (at least 2); found {len(classes)}")
-    rng = np.random.default_rng(seed)
-    splits = {"train": ([], []), "test": ([], [])}
-    for label, cls in enumerate(classes):
-        folder = os.path.join(data_dir, cls)
-        files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
-        if not files:
-            raise ValueError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-        files = [files[i] for i in rng.permutation(len(files))]
-        n_test = max(1, int(round(len(files) * test_fraction))) if len(files) > 1 else 0
-        for i, file in enumerate(files):
-            split = "test" if i < n_test else "train"
-            splits[split][0].append(_decode_resized(os.path.join(folder, file), image_size))
-            splits[split][1].append(label)
-    (train_x, train_y), (test_x, test_y) = splits["train"], splits["test"]
-    return Dataset("folder", np.stack(train_x), np.array(train_y, np.int64), np.stack(test_x),
-                   np.array(test_y, np.int64), tuple(classes))
+    index = folders.index_image_folder(data_dir, validation_fraction=0.0, test_fraction=test_fraction, seed=seed)
+    arrays = []
+    for split in ("train", "test"):
+        pairs = index.splits.get(split, [])
+        arrays.append(np.stack([_decode_resized(path, image_size) for path, _ in pairs]) if pairs
+                      else np.zeros([0, image_size, image_size, 3], np.uint8))
+        arrays.append(np.array([label for _, label in pairs], np.int64))
+    return Dataset("folder", *arrays, index.class_names)
 
 
 def _decode_resized(path, image_size):

@@ -1,0 +1,65 @@
+"""The benchmark fed by real data (``--data_dir``), as tf_cnn_benchmarks had: TFRecord shards in the ImageNet
+layout through tfvgg's input pipeline, the paper's training augmentation included.
+
+tfvgg is timed fed by the pipeline, next to itself on synthetic images (the
+``synthetic`` contestant), interleaved; the pipeline is also timed alone. A
+pass is input-bound when the pipeline alone delivers fewer images per second
+than the pass consumes on synthetic images, or the fed pass runs below
+``INPUT_BOUND_RATIO`` of the synthetic one.
+"""
+import time
+
+import tensorflow as tf
+
+from tfvgg.data.augment import Augmentation
+from tfvgg.data.pipeline import Preprocessing, batches
+from tfvgg.data.sources import RecordSource
+
+INPUT_BOUND_RATIO = 0.9
+PIPELINE_WARMUP, PIPELINE_BATCHES = 3, 20
+
+
+def image_batches(data_dir, workload, seed=0):
+    """An endless ``tf.data.Dataset`` of float32 image batches (``workload``'s shape and layout) from the
+    training shards in ``data_dir``, augmented as in training (S = 256 for a 224 crop, scaled), minus the RGB mean."""
+    source = RecordSource(data_dir, validation_fraction=0.0, seed=seed)
+    prep = Preprocessing(workload.image_size, workload.channels, Augmentation(workload.image_size, (256,)),
+                         "rgb_mean" if workload.channels == 3 else "unit")
+    ds = batches(source, "train", workload.batch_size, prep, shuffle_seed=seed).repeat()
+    ds = ds.filter(lambda images, _: tf.shape(images)[0] == workload.batch_size)   # the last, short batch
+    if workload.data_format == "NCHW":
+        return ds.map(lambda images, _: tf.transpose(images, [0, 3, 1, 2])), source
+    return ds.map(lambda images, _: images), source
+
+
+def pipeline_rate(dataset, batch_size, batches_timed=PIPELINE_BATCHES, warmup=PIPELINE_WARMUP):
+    """Images per second the pipeline delivers alone (nothing else running), after ``warmup`` batches."""
+    iterator = iter(dataset)
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches_timed):
+        next(iterator)
+    return batches_timed * batch_size / (time.perf_counter() - start)
+
+
+def input_record(out, pipeline_images_per_sec, passes, data_dir, source):
+    """``out["input"]``: the pipeline's own rate and, per pass, the fed/synthetic ratio and whether it is
+    input-bound; returns the lines the report prints."""
+    record = {"data_dir": data_dir, "train_images": source.size("train"),
+              "pipeline_images_per_sec": pipeline_images_per_sec, "passes": {}}
+    lines = [f"Input pipeline alone: {pipeline_images_per_sec:.1f} images/s ({record['train_images']:,} training "
+             f"images in {data_dir})"]
+    for pass_name in passes:
+        synthetic = out.get("compare", {}).get("synthetic", {}).get(pass_name)
+        if pass_name not in out or synthetic is None:
+            continue
+        consumed = synthetic["images_per_sec"]
+        ratio = out[pass_name]["images_per_sec"] / consumed
+        bound = pipeline_images_per_sec < consumed or ratio < INPUT_BOUND_RATIO
+        record["passes"][pass_name] = {"fed_vs_synthetic": ratio, "input_bound": bound}
+        lines.append(f"  {pass_name}: fed by the pipeline at {ratio:.2f}x synthetic; the pipeline delivers "
+                     f"{pipeline_images_per_sec / consumed:.1f}x what the pass consumes: "
+                     + ("input-bound" if bound else "not input-bound"))
+    out["input"] = record
+    return lines
