@@ -68,7 +68,9 @@ def run_benchmark(workload, model_summary, counts, passes, peers, display_every,
     if inputs and "error" not in out:
         print_fn("Timing the input pipeline alone ...")
         rate = real_data.pipeline_rate(inputs[0], workload.batch_size)
-        for line in real_data.input_record(out, rate, passes, data_dir, inputs[1]):
+        plain = real_data.pipeline_rate(real_data.image_batches(data_dir, workload, augment=False)[0],
+                                        workload.batch_size)
+        for line in real_data.input_record(out, rate, plain, passes, data_dir, inputs[1]):
             print_fn(line)
     if profile_dir and "error" not in out:
         profile(runs["tfvgg"], passes, profile_dir)

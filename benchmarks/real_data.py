@@ -19,13 +19,14 @@ INPUT_BOUND_RATIO = 0.9
 PIPELINE_WARMUP, PIPELINE_BATCHES = 3, 20
 
 
-def image_batches(data_dir, workload, seed=0):
-    """An endless ``tf.data.Dataset`` of float32 image batches (``workload``'s shape and layout) from the
-    training shards in ``data_dir``, augmented as in training (S = 256 for a 224 crop, scaled), minus the RGB mean."""
+def image_batches(data_dir, workload, seed=0, augment=True):
+    """(an endless ``tf.data.Dataset`` of float32 image batches in ``workload``'s shape and layout, the source)
+    from the training shards in ``data_dir``, minus the RGB mean: augmented as in training (S = 256 for a 224
+    crop, scaled), or with ``augment=False`` only the evaluation's shorter side to Q and centre crop."""
     source = RecordSource(data_dir, validation_fraction=0.0, seed=seed)
     prep = Preprocessing(workload.image_size, workload.channels, Augmentation(workload.image_size, (256,)),
                          "rgb_mean" if workload.channels == 3 else "unit")
-    ds = batches(source, "train", workload.batch_size, prep, shuffle_seed=seed).repeat()
+    ds = batches(source, "train", workload.batch_size, prep, shuffle_seed=seed if augment else None).repeat()
     ds = ds.filter(lambda images, _: tf.shape(images)[0] == workload.batch_size)   # the last, short batch
     if workload.data_format == "NCHW":
         return ds.map(lambda images, _: tf.transpose(images, [0, 3, 1, 2])), source
@@ -43,13 +44,15 @@ def pipeline_rate(dataset, batch_size, batches_timed=PIPELINE_BATCHES, warmup=PI
     return batches_timed * batch_size / (time.perf_counter() - start)
 
 
-def input_record(out, pipeline_images_per_sec, passes, data_dir, source):
-    """``out["input"]``: the pipeline's own rate and, per pass, the fed/synthetic ratio and whether it is
-    input-bound; returns the lines the report prints."""
+def input_record(out, pipeline_images_per_sec, plain_images_per_sec, passes, data_dir, source):
+    """``out["input"]``: the pipeline's own rate (with the augmentation that fed the passes, and without) and,
+    per pass, the fed/synthetic ratio and whether it is input-bound; returns the lines the report prints."""
     record = {"data_dir": data_dir, "train_images": source.size("train"),
-              "pipeline_images_per_sec": pipeline_images_per_sec, "passes": {}}
-    lines = [f"Input pipeline alone: {pipeline_images_per_sec:.1f} images/s ({record['train_images']:,} training "
-             f"images in {data_dir})"]
+              "pipeline_images_per_sec": pipeline_images_per_sec,
+              "pipeline_without_augmentation_images_per_sec": plain_images_per_sec, "passes": {}}
+    lines = [f"Input pipeline alone: {pipeline_images_per_sec:.1f} images/s with the training augmentation, "
+             f"{plain_images_per_sec:.1f} without (centre crop) ({record['train_images']:,} training images in "
+             f"{data_dir})"]
     for pass_name in passes:
         synthetic = out.get("compare", {}).get("synthetic", {}).get(pass_name)
         if pass_name not in out or synthetic is None:
