@@ -283,3 +283,32 @@ def test_peak_memory_measures_each_contestant_in_a_process_of_its_own():
     assert [l.split()[0] for l in lines] == ["tfvgg:direct", "tfvgg:auto"]
     peaks = [float(l.split()[1].replace(",", "")) for l in lines]
     assert all(100 < p < 10_000 for p in peaks)   # MiB: TensorFlow alone takes a few hundred
+
+
+def test_rss_reports_a_commands_peak_and_passes_its_exit_code():
+    env = {**os.environ, "PYTHONPATH": REPO}
+    grow = subprocess.run([sys.executable, "-m", "benchmarks.rss", "--", sys.executable, "-c",
+                           "x = bytearray(300 * 2 ** 20); x[::4096] = b'1' * len(x[::4096])"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert grow.returncode == 0, grow.stderr
+    peak = float(grow.stdout.split("peak RSS ")[1].split(" MiB")[0].replace(",", ""))
+    assert 300 <= peak < 1000
+    failing = subprocess.run([sys.executable, "-m", "benchmarks.rss", "--", sys.executable, "-c", "exit(3)"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert failing.returncode == 3 and "exit 3" in failing.stdout
+
+
+def test_make_images_writes_photograph_sized_jpegs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = tmp_path / "images"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.make_images", f"--out={out}", "--count=6",
+                           "--classes=3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    files = sorted(out.glob("*/*.jpg"))
+    assert len(files) == 6 and len({f.parent.name for f in files}) == 3
+    for f in files:
+        shape = tf.io.decode_jpeg(tf.io.read_file(str(f))).shape
+        assert 256 <= min(shape[:2]) <= 480 and shape[2] == 3
+    again = subprocess.run([sys.executable, "-m", "benchmarks.make_images", f"--out={out}"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already exists" in again.stderr

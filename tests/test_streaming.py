@@ -196,3 +196,28 @@ def test_non_finite_images_are_refused_only_when_asked(tmp_path):
     graph = tf.function(lambda x: tfvgg.inference_op(x, p, 1.0, "lenet", check_finite=True)[0])
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or infinite"):
         graph(tf.constant(images))
+
+
+def run_module(module, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_benchmark_feeds_tfvgg_from_shards_beside_synthetic_images(shards, tmp_path):
+    out = tmp_path / "bench.json"
+    result = run_module("benchmarks.vgg16", "--batch_size=2", "--image_size=32", "--num_batches=2",
+                        "--num_warmup_batches=1", "--conv_algorithm=direct", f"--data_dir={shards}",
+                        f"--output_json={out}")
+    assert result.returncode == 0, result.stderr
+    assert "Input pipeline alone" in result.stdout and "input-bound" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["input"]["pipeline_images_per_sec"] > 0 and data["input"]["train_images"] == 27
+    assert data["input"]["pipeline_without_augmentation_images_per_sec"] > 0
+    for pass_name in ("forward", "forward_backward"):
+        synthetic = data["compare"]["synthetic"][pass_name]
+        fed = data["input"]["passes"][pass_name]["fed_vs_synthetic"]
+        assert fed == pytest.approx(data[pass_name]["images_per_sec"] / synthetic["images_per_sec"])
+        assert isinstance(data["input"]["passes"][pass_name]["input_bound"], bool)
+    missing = run_module("benchmarks.vgg16", f"--data_dir={tmp_path / 'nowhere'}")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert "nowhere" in missing.stderr.strip().splitlines()[-1]

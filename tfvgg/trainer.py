@@ -51,14 +51,7 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.net = configs.get_network(cfg.model)
         self.channels = self.net.input_shape[2]
-        self.source = open_source(cfg.dataset, cfg.data_dir, cfg.seed, cfg.validation_fraction)
-        self.num_classes = cfg.num_classes or self.source.num_classes
-        if self.num_classes < self.source.num_classes:
-            raise ValueError(f"--num_classes={cfg.num_classes} but the data has {self.source.num_classes} classes")
-        self.prep = preprocessing(cfg, self.channels, self.source.photographs)
-        self.splits = [s for s in ("validation", "test") if self.source.size(s)]
-        if "validation" not in self.splits:
-            raise ValueError(f"{self.source.describe()} has no validation images: raise --validation_fraction")
+        self._open_data()
         self.replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % self.replicas:
             raise ValueError(f"--batch_size={cfg.batch_size} does not split evenly over {self.replicas} replicas")
@@ -76,6 +69,18 @@ class Trainer:
         self.eval_step = make_eval_step(logits, cfg.image_size, self.channels)
         worker = "" if self.chief else f".worker-{task()[1]}-"
         self.tensorboard = reporting.TensorBoardLog(os.path.join(cfg.model_dir, f"{worker}tensorboard"))
+
+    def _open_data(self):
+        """The source, its class count, the preprocessing and the evaluated splits (validation [, test])."""
+        cfg = self.cfg
+        self.source = open_source(cfg.dataset, cfg.data_dir, cfg.seed, cfg.validation_fraction)
+        self.num_classes = cfg.num_classes or self.source.num_classes
+        if self.num_classes < self.source.num_classes:
+            raise ValueError(f"--num_classes={cfg.num_classes} but the data has {self.source.num_classes} classes")
+        self.prep = preprocessing(cfg, self.channels, self.source.photographs)
+        self.splits = [s for s in ("validation", "test") if self.source.size(s)]
+        if "validation" not in self.splits:
+            raise ValueError(f"{self.source.describe()} has no validation images: raise --validation_fraction")
 
     def check_memory(self):
         """Raise ``memory.InsufficientMemory`` (a ValueError, one line) if a training step at ``batch_size`` will
