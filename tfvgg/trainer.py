@@ -60,7 +60,11 @@ class Trainer:
         os.makedirs(cfg.model_dir, exist_ok=True)
         check_or_write_config(cfg, write=self.chief)
         self.train_size = min(cfg.train_subset or math.inf, self.source.size("train"))
-        self.steps_per_epoch = math.ceil(self.train_size / cfg.batch_size)
+        # Full batches only (the batch size then is in the step's static shape, so tuned convolutions apply),
+        # unless the set is smaller than a batch or bad images are skipped (then every image is counted).
+        self.drop_remainder = not cfg.skip_bad_images and self.train_size >= cfg.batch_size
+        self.steps_per_epoch = (self.train_size // cfg.batch_size if self.drop_remainder
+                                else math.ceil(self.train_size / cfg.batch_size))
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self._build_variables()
         logits = network_fn(self.p, self.net.name, self.num_classes, cfg.dtype, cfg.conv_algorithm)
@@ -155,7 +159,8 @@ class Trainer:
         """The epoch's batches, shuffled by a seed of the epoch (so a resume replays them), split over replicas."""
         cfg = self.cfg
         ds = batches(self.source, "train", cfg.batch_size, self.prep, shuffle_seed=cfg.seed * 100003 + epoch,
-                     skip_batches=skip_batches, limit=cfg.train_subset, skip_bad=cfg.skip_bad_images)
+                     skip_batches=skip_batches, limit=cfg.train_subset, skip_bad=cfg.skip_bad_images,
+                     drop_remainder=self.drop_remainder)
         if cfg.strategy == "default":
             return ds
         options = tf.data.Options()

@@ -73,13 +73,16 @@ class Preprocessing:
                    None if aug is None else Augmentation.from_json(aug), values.get("pixels", "unit"))
 
 
-def batches(source, split, batch_size, prep, shuffle_seed=None, skip_batches=0, limit=0, skip_bad=False):
+def batches(source, split, batch_size, prep, shuffle_seed=None, skip_batches=0, limit=0, skip_bad=False,
+            drop_remainder=False):
     """``(images float32 [N, S, S, C], labels int64 [N])`` of ``split``, prefetched.
 
     ``shuffle_seed`` None: a fixed order and the evaluation transform; an int: that seed's order and the
     training transform, each image's augmentation seeded by (``shuffle_seed``, its position), so an epoch
     replays exactly after a resume (``skip_batches`` already done). ``limit``: the first N images only.
     ``skip_bad``: undecodable images are dropped (TensorFlow logs each) instead of stopping the run.
+    ``drop_remainder``: every batch full, so the batch size is part of the static shape (tuned convolutions are
+    chosen per batch size; an unknown batch falls back to the fixed rule).
     """
     ds = source.images(split, shuffle_seed, limit)
     if skip_bad:
@@ -90,7 +93,7 @@ def batches(source, split, batch_size, prep, shuffle_seed=None, skip_batches=0, 
         ds = ds.enumerate().map(
             lambda i, pair: (prep.train_input(pair[0], tf.stack([tf.constant(shuffle_seed, tf.int64), i])), pair[1]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(batch_size)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     if skip_batches:
         ds = ds.skip(skip_batches)
     return ds.prefetch(tf.data.AUTOTUNE)
