@@ -88,8 +88,8 @@ class Trainer:
 
     def check_memory(self):
         """Raise ``memory.InsufficientMemory`` (a ValueError, one line) if a training step at ``batch_size`` will
-        not fit in this process's memory; returns its ``memory.Estimate``. The data set is loaded already, so the
-        memory available leaves it out."""
+        not fit in this process's memory; returns its ``memory.Estimate``. An in-memory data set is loaded already,
+        so the memory available leaves it out (a streamed one holds a bounded buffer)."""
         cfg = self.cfg
         local = len(self.strategy.extended.worker_devices) if self.replicas > 1 else 1
         model_summary = summary(self.net, (cfg.image_size, cfg.image_size, self.channels), self.num_classes,
@@ -117,7 +117,8 @@ class Trainer:
         self.save_dir = (self.checkpoint_dir if self.chief
                          else os.path.join(cfg.model_dir, f".worker-{task()[1]}-checkpoints"))
         self.checkpointer = Checkpointer(self.p, self.save_dir, cfg.max_checkpoints, **extras)
-        self.best = Checkpointer(self.p, os.path.join(cfg.model_dir, serving.BEST_DIR), max_to_keep=1)
+        self.best_dir = os.path.join(cfg.model_dir, serving.BEST_DIR if self.chief else f".worker-{task()[1]}-best")
+        self.best = Checkpointer(self.p, self.best_dir, max_to_keep=1)
         if self.chief:
             serving.write_serving_info(cfg.model_dir, self.net.name, self.class_names, self.prep)
 
@@ -228,8 +229,10 @@ class Trainer:
         self.tensorboard.epoch(row)
         improved = self.state.end_epoch(row["validation_loss"], self.optimizer, self.cfg.plateau_patience,
                                         self.cfg.plateau_factor)
-        if improved and self.chief:
+        if improved:   # every worker saves (saving is collective); only the chief keeps it
             self.best.save(step)
+            if not self.chief:
+                shutil.rmtree(self.best_dir, ignore_errors=True)
         return row
 
     @property
