@@ -29,6 +29,7 @@ SMALL_FLAGS = [   # (command pattern, flags appended to it)
     (r"-m tfvgg\.train\b|\btfvgg-train\b", "--epochs=1 --train_subset=64 --batch_size=16 --image_size=64 "
                                          "--log_every=1000"),
     (r"-m tfvgg\.(classify|export)\b|\btfvgg-(classify|export)\b", "--image_size=32"),
+    (r"-m benchmarks\.make_images\b", "--count=20"),
 ]
 PRELUDE = r"""
 pids=()
