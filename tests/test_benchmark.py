@@ -156,7 +156,7 @@ def test_tf1_peer_computes_the_same_network():
 
 
 def test_out_of_memory_is_reported_not_raised(monkeypatch):
-    def exhausted(w, passes, strategy=None):
+    def exhausted(w, passes, strategy=None, inputs=None):
         def run():
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
         return {p: run for p in passes}

@@ -6,7 +6,6 @@ the weights of the epoch with the lowest validation loss. ``classify``,
 ``export`` and ``evaluate`` take ``--model_dir=RUN`` through ``load_run``.
 """
 import dataclasses
-import json
 import os
 
 import tensorflow as tf
@@ -17,6 +16,7 @@ from tfvgg.data.pipeline import Preprocessing
 from tfvgg.data.sources import decode
 from tfvgg.network import inference_op
 from tfvgg.params import ParamStore
+from tfvgg.train_config import read_run_json
 from tfvgg.util import write_json
 
 SERVING_FILE = "serving.json"
@@ -62,11 +62,7 @@ class RunModel:
 
 def load_run(model_dir):
     """The ``RunModel`` of a ``tfvgg.train`` run directory: its best checkpoint, else its latest."""
-    path = os.path.join(model_dir, SERVING_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{model_dir}: no {SERVING_FILE}; is it a tfvgg.train --model_dir (of this version)?")
-    with open(path, encoding="utf-8") as f:
-        info = json.load(f)
+    info = read_run_json(model_dir, SERVING_FILE)
     p = ParamStore()
     restored = None
     for directory in (BEST_DIR, "checkpoints"):

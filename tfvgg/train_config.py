@@ -133,12 +133,17 @@ def check_or_write_config(cfg, write=True):
         write_json(path, current)
 
 
+def read_run_json(model_dir, file_name):
+    """A JSON file of a run directory; FileNotFoundError saying what is missing where."""
+    path = os.path.join(model_dir, file_name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{model_dir}: no {file_name}; is it a tfvgg.train --model_dir (of this version)?")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def read_config(model_dir):
     """The ``TrainConfig`` a run directory was trained with (``model_dir`` set to where it is now)."""
-    path = os.path.join(model_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is it a tfvgg.train --model_dir?")
-    with open(path, encoding="utf-8") as f:
-        values = json.load(f)
+    values = read_run_json(model_dir, CONFIG_FILE)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{**{k: v for k, v in values.items() if k in known}, "model_dir": model_dir})
