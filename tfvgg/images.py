@@ -46,15 +46,19 @@ def load_image(path, size=224, resize_to=256):
     """
     if resize_to < size:
         raise ValueError(f"resize_to ({resize_to}) must be at least size ({size})")
+    return augment.central_crop(augment.resize_shorter_side(read_image(path), resize_to), size)
+
+
+def read_image(path):
+    """An image file -> uint8 ``[H, W, 3]`` RGB; FileNotFoundError / ValueError naming the file."""
     try:
         data = tf.io.read_file(path)
     except tf.errors.NotFoundError:
         raise FileNotFoundError(f"image not found: {path}") from None
     try:
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as e:
         raise ValueError(f"{path}: not a decodable image ({e.message.splitlines()[0]})") from None
-    return augment.central_crop(augment.resize_shorter_side(image, resize_to), size)
 
 
 def class_names():

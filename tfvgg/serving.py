@@ -8,12 +8,11 @@ the weights of the epoch with the lowest validation loss. ``classify``,
 import dataclasses
 import os
 
-import tensorflow as tf
 
 from tfvgg import configs
 from tfvgg.checkpoint import Checkpointer
 from tfvgg.data.pipeline import Preprocessing
-from tfvgg.data.sources import decode
+from tfvgg.images import read_image
 from tfvgg.network import inference_op
 from tfvgg.params import ParamStore
 from tfvgg.train_config import read_run_json
@@ -50,14 +49,7 @@ class RunModel:
 
     def load_image(self, path):
         """An image file -> the network input ``[S, S, C]`` the run evaluated with."""
-        try:
-            data = tf.io.read_file(path)
-        except tf.errors.NotFoundError:
-            raise FileNotFoundError(f"image not found: {path}") from None
-        try:
-            return self.prep.eval_input(decode(data))
-        except tf.errors.InvalidArgumentError as e:
-            raise ValueError(f"{path}: not a decodable image ({e.message.splitlines()[0]})") from None
+        return self.prep.eval_input(read_image(path))
 
 
 def load_run(model_dir):
