@@ -43,6 +43,14 @@ def test_the_fastest_candidate_wins_and_chunk_sizes_are_tried_for_the_best_winog
         "winograd4/")
 
 
+def test_the_winner_comes_from_the_last_round_not_a_first_round_time_measured_apart():
+    rounds = iter([{"direct": 1.0, "winograd2/8": 0.95, "winograd4/8": 0.5, "winograd6/8": 0.6},
+                   {"direct": 1.3, "winograd4/8": 0.7, "winograd4/4": 0.65}])   # a slower moment of the machine
+    entry = autotune.tune(autotune.Workload(28, 28, 256, 256, 8), lambda workload, choices: next(rounds))
+    assert entry["choice"] == "winograd4/4"        # not winograd6/8, whose 0.6 s lost in its own round
+    assert entry["seconds"]["winograd6/8"] == 0.6 and entry["seconds"]["winograd4/8"] == 0.7
+
+
 def test_direct_wins_where_winograd_is_far_behind_and_16_bit_types_skip_f4_and_f6():
     calls = []
     workload = autotune.Workload(8, 8, 4, 8, 4, dtype="bfloat16")
@@ -59,9 +67,12 @@ def test_choice_names_round_trip_and_unknown_names_are_refused():
 
 
 def test_chunk_choices_are_divisors_of_the_batch_around_the_rule():
-    names = [c.name for c in autotune.chunk_choices(autotune.Workload(28, 28, 512, 512, 32), "winograd4")]
+    workload = autotune.Workload(28, 28, 512, 512, 32)
+    names = [c.name for c in autotune.chunk_choices(workload, "winograd4")]
     rule = winograd.chunk_sizes((32, 28, 28, 512), 512, 4)[0]                     # 3: [3] * 10 + [2]
-    assert names == ["winograd4/2", "winograd4/4", "winograd4/32"] and rule == 3
+    tried = {c.name for c in autotune.candidate_algorithms(workload)}
+    assert rule == 3 and "winograd4/2" in tried                                 # the divisor below the rule's 3
+    assert names == ["winograd4/1", "winograd4/4", "winograd4/32"]
 
 
 def test_measured_choice_is_cached_and_reused_by_the_next_process(cache_path, monkeypatch):

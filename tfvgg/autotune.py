@@ -316,10 +316,13 @@ def candidate_algorithms(workload):
 
 
 def _rule_chunk(workload, algorithm):
+    """The rule's images per call, rounded down to a divisor of the batch: a remainder chunk is another shape, so
+    another XLA compilation (3 of 8 images, as [3, 3, 2], took F(6x6) training 9.7 s to compile instead of 2)."""
     w = workload
     shape = (w.batch, w.height, w.width, w.c_in)
     sizes = winograd.chunk_sizes(shape, w.c_out, winograd.ALGORITHMS[algorithm], itemsize=tf.as_dtype(w.dtype).size)
-    return sizes[0] if sizes else w.batch
+    rule = sizes[0] if sizes else w.batch
+    return max(d for d in range(1, rule + 1) if w.batch % d == 0)
 
 
 def chunk_choices(workload, algorithm):
@@ -342,8 +345,8 @@ def tune(workload, measure=None, inference_seconds=None):
     """
     start, measure = time.perf_counter(), measure or time_choices
     with _quiet_retracing():
-        seconds = _two_rounds(workload, measure, inference_seconds)
-    return {"choice": min(seconds, key=seconds.get), "seconds": seconds,
+        seconds, final_round = _two_rounds(workload, measure, inference_seconds)
+    return {"choice": min(final_round, key=final_round.get), "seconds": seconds,
             "tuning_seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -383,7 +386,10 @@ def _quiet_retracing():
 
 
 def _two_rounds(workload, measure, inference_seconds=None):
-    """``{choice name: seconds}`` of both rounds (the second's times replace the first's for the same choice)."""
+    """``({choice name: seconds} of both rounds, {choice name: seconds} of the last round)``: the winner comes from
+    the last round alone, timed side by side (the second's times replace the first's for the same choice; a choice
+    timed only in the first round lost there, and its first-round time next to the second round's, measured at
+    another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds)."""
     candidates = candidate_algorithms(workload)
     if inference_seconds:
         candidates = _pruned_by_inference(candidates, inference_seconds)
@@ -395,8 +401,11 @@ def _two_rounds(workload, measure, inference_seconds=None):
             seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
         # direct and the winner again, interleaved with the chunk sizes, so the final comparison is of one round.
         again = [Choice("direct"), Choice.parse(fastest_winograd)]   # compiled already: cheap to time again
-        seconds.update(measure(workload, again + chunk_choices(workload, Choice.parse(fastest_winograd).algorithm)))
-    return seconds
+        final_round = measure(workload, again + chunk_choices(workload, Choice.parse(fastest_winograd).algorithm))
+        if final_round:
+            seconds.update(final_round)
+            return seconds, dict(final_round)
+    return seconds, dict(seconds)
 
 
 @tf.autograph.experimental.do_not_convert   # plain Python, also when called while a graph is traced
