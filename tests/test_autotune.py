@@ -35,12 +35,16 @@ def fake_measure(seconds_by_name, calls):
 def test_the_fastest_candidate_wins_and_chunk_sizes_are_tried_for_the_best_winograd():
     calls = []
     entry = autotune.tune(autotune.Workload(28, 28, 256, 256, 8),
-                          fake_measure({"direct": 1.0, "winograd2": 0.9, "winograd4": 0.5, "winograd6": 0.7}, calls))
+                          fake_measure({"direct": 0.7, "winograd2": 0.9, "winograd4": 0.5, "winograd6": 0.7}, calls))
     first, second = calls
     assert first[0] == "direct" and {n.split("/")[0] for n in first} == {"direct", *winograd.ALGORITHMS}
     assert {n.split("/")[0] for n in second} == {"direct", "winograd4"} and "winograd4/8" in second
     assert entry["choice"] == min(entry["seconds"], key=entry["seconds"].get) and entry["choice"].startswith(
         "winograd4/")
+    calls.clear()                                   # direct 2x behind: not timed again in the second round
+    autotune.tune(autotune.Workload(28, 28, 256, 256, 8),
+                  fake_measure({"direct": 1.0, "winograd2": 0.9, "winograd4": 0.5, "winograd6": 0.7}, calls))
+    assert {n.split("/")[0] for n in calls[1]} == {"winograd4"}
 
 
 def test_the_winner_comes_from_the_last_round_not_a_first_round_time_measured_apart():

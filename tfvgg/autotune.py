@@ -15,6 +15,7 @@ rule decides, as on GPUs, where cuDNN tunes its own); ``TFVGG_AUTOTUNE_CACHE``
 is the cache file (default ``~/.cache/tfvgg/autotune-<fingerprint>.json``, or
 under ``$XDG_CACHE_HOME``). In code: ``set_enabled(False)``.
 """
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -279,15 +280,8 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
     ``MIN_REPEATS`` rounds on the timing ends once the leader's slowest run beat every other candidate's fastest:
     more runs would not change the order.
     """
-    runs = {}
-    for choice in choices:
-        try:
-            run = layer_run(workload, choice, pass_name)
-            for _ in range(warmup):
-                run()
-        except (tf.errors.OpError, ValueError, TypeError):
-            continue   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
-        runs[choice.name] = run
+    prepared = _prepare_runs(workload, choices, warmup, pass_name)
+    runs = {choice.name: prepared[choice] for choice in choices if prepared[choice] is not None}
     if not runs:
         return {}   # tune() names the workload
     samples = {name: [] for name in runs}
@@ -301,6 +295,25 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
             break
         runs = dict(list(runs.items())[1:] + list(runs.items())[:1])   # rotate who goes first
     return {name: min(s) for name, s in samples.items()}
+
+
+def _prepare_runs(workload, choices, warmup, pass_name):
+    """``{choice: run callable, or None if it cannot run}``, each traced, compiled and run ``warmup`` times.
+
+    Untimed, so the candidates are prepared side by side, one thread per core: XLA compiling them is most of
+    what tuning costs, and one compilation keeps two cores only partly busy.
+    """
+    def prepare(choice):
+        try:
+            run = layer_run(workload, choice, pass_name)
+            for _ in range(warmup):
+                run()
+            return run
+        except (tf.errors.OpError, ValueError, TypeError):
+            return None   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(choices), os.cpu_count() or 1))) as pool:
+        return dict(zip(choices, pool.map(prepare, choices)))
 
 
 def candidate_algorithms(workload):
@@ -399,8 +412,11 @@ def _two_rounds(workload, measure, inference_seconds=None):
     fastest_winograd = min((n for n in seconds if n != "direct"), key=seconds.get, default=None)
     if fastest_winograd and workload.batch > 1 and not inference_seconds and \
             seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
-        # direct and the winner again, interleaved with the chunk sizes, so the final comparison is of one round.
-        again = [Choice("direct"), Choice.parse(fastest_winograd)]   # compiled already: cheap to time again
+        # The winner again (compiled already: cheap to time), interleaved with the chunk sizes, so the final
+        # comparison is of one round; direct too unless it lost by DROP_RATIO, when its runs (the slowest) would
+        # only be timed to be dropped again.
+        again = [Choice("direct")] if seconds["direct"] <= DROP_RATIO * seconds[fastest_winograd] else []
+        again.append(Choice.parse(fastest_winograd))
         final_round = measure(workload, again + chunk_choices(workload, Choice.parse(fastest_winograd).algorithm))
         if final_round:
             seconds.update(final_round)
