@@ -338,27 +338,17 @@ def _rule_chunk(workload, algorithm):
     return max(d for d in range(1, rule + 1) if w.batch % d == 0)
 
 
-def chunk_choices(workload, algorithm):
-    """``algorithm`` with other chunk sizes than the rule's: the divisors of the batch next below and above it, and
-    the whole batch (divisors: a remainder chunk would cost one more compilation per shape)."""
-    rule, batch = _rule_chunk(workload, algorithm), workload.batch
-    divisors = [d for d in range(1, batch + 1) if batch % d == 0]
-    below = [d for d in divisors if d < rule][-1:]
-    above = [d for d in divisors if d > rule][:1]
-    return [Choice(algorithm, c) for c in sorted(set(below + above + [batch]) - {rule})]
-
-
 def tune(workload, measure=None, inference_seconds=None):
     """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``.
 
-    Two rounds: every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within 1.25x
-    of the best) with other chunk sizes, direct again among them. For training, ``inference_seconds`` (the same
+    Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within 1.25x of the best)
+    with other chunk sizes, found by a hill-climb (``_climb_chunks``). For training, ``inference_seconds`` (the same
     layer's inference entry) prunes the candidates instead (``_pruned_by_inference``). ``measure(workload,
     choices)`` -> ``{name: seconds}``; default ``time_choices`` (tests pass made-up timings).
     """
     start, measure = time.perf_counter(), measure or time_choices
     with _quiet_retracing():
-        seconds, final_round = _two_rounds(workload, measure, inference_seconds)
+        seconds, final_round = _rounds(workload, measure, inference_seconds)
     return {"choice": min(final_round, key=final_round.get), "seconds": seconds,
             "tuning_seconds": round(time.perf_counter() - start, 3)}
 
@@ -398,11 +388,15 @@ def _quiet_retracing():
         logger.setLevel(level)
 
 
-def _two_rounds(workload, measure, inference_seconds=None):
-    """``({choice name: seconds} of both rounds, {choice name: seconds} of the last round)``: the winner comes from
-    the last round alone, timed side by side (the second's times replace the first's for the same choice; a choice
-    timed only in the first round lost there, and its first-round time next to the second round's, measured at
-    another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds)."""
+def _rounds(workload, measure, inference_seconds=None):
+    """``({choice name: seconds} of every round, {choice name: seconds} of the last round)``: the winner comes from
+    the last round alone, timed side by side (a later round's times replace an earlier one's for the same choice;
+    a choice timed only in an earlier round lost there, and its time next to the last round's, measured at
+    another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds).
+
+    First every algorithm with the rule's chunking; then, if the fastest Winograd is within 1.25x of the best,
+    its chunk size is searched (``_climb_chunks``). Training (``inference_seconds`` given) is pruned instead.
+    """
     candidates = candidate_algorithms(workload)
     if inference_seconds:
         candidates = _pruned_by_inference(candidates, inference_seconds)
@@ -412,16 +406,41 @@ def _two_rounds(workload, measure, inference_seconds=None):
     fastest_winograd = min((n for n in seconds if n != "direct"), key=seconds.get, default=None)
     if fastest_winograd and workload.batch > 1 and not inference_seconds and \
             seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
-        # The winner again (compiled already: cheap to time), interleaved with the chunk sizes, so the final
-        # comparison is of one round; direct too unless it lost by DROP_RATIO, when its runs (the slowest) would
-        # only be timed to be dropped again.
-        again = [Choice("direct")] if seconds["direct"] <= DROP_RATIO * seconds[fastest_winograd] else []
-        again.append(Choice.parse(fastest_winograd))
-        final_round = measure(workload, again + chunk_choices(workload, Choice.parse(fastest_winograd).algorithm))
+        final_round = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd))
         if final_round:
-            seconds.update(final_round)
-            return seconds, dict(final_round)
+            return seconds, final_round
     return seconds, dict(seconds)
+
+
+def _climb_chunks(workload, measure, seconds, winner):
+    """Hill-climb ``winner``'s images per call over the divisors of the batch; updates ``seconds``, returns the
+    last round's timings (``{}`` if nothing ran).
+
+    The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
+    ``DROP_RATIO``); each later round the new best beside the next size in the direction that won, until the best
+    stays. Each chunk size is another XLA compilation, most of what tuning costs: a search that stops at the first
+    worse size compiles about half of what timing every divisor would (at batch 32, 2-3 of 5).
+    """
+    divisors = [d for d in range(1, workload.batch + 1) if workload.batch % d == 0]
+    if winner.chunk not in divisors:
+        return {}
+    current, index = winner, divisors.index(winner.chunk)
+    others = [Choice("direct")] if seconds["direct"] <= DROP_RATIO * seconds[winner.name] else []
+    steps, final_round = [i for i in (index - 1, index + 1) if 0 <= i < len(divisors)], {}
+    while steps:
+        result = measure(workload, others + [current] + [Choice(current.algorithm, divisors[i]) for i in steps])
+        if not result:
+            break
+        seconds.update(result)
+        final_round = dict(result)
+        best = min(result, key=result.get)
+        if best in ("direct", current.name):
+            break
+        new_index = divisors.index(Choice.parse(best).chunk)
+        direction = 1 if new_index > index else -1
+        current, index, others = Choice.parse(best), new_index, []
+        steps = [index + direction] if 0 <= index + direction < len(divisors) else []
+    return final_round
 
 
 @tf.autograph.experimental.do_not_convert   # plain Python, also when called while a graph is traced
