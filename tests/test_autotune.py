@@ -173,6 +173,18 @@ def test_training_tries_only_what_inference_did_not_rule_out():
     assert entry["choice"] == "winograd4/4"
 
 
+def test_training_tries_winograd_that_lost_inference_to_direct_but_not_hopeless_ones():
+    calls = []
+    measure = fake_measure({"direct": 2.0, "winograd4": 0.9, "winograd6": 0.8}, calls)
+    workload = autotune.Workload(224, 224, 64, 64, 8, pass_name="training")
+    entry = autotune.tune(workload, measure, inference_seconds={      # direct's backward is other kernels
+        "direct": 0.2, "winograd2/1": 0.58, "winograd4/1": 0.34, "winograd6/1": 0.31})
+    assert calls[0] == ["direct", "winograd4/1", "winograd6/1"] and entry["choice"] == "winograd6/1"
+    calls.clear()
+    autotune.tune(workload, measure, inference_seconds={"direct": 0.1, "winograd4/1": 0.34, "winograd6/1": 0.31})
+    assert calls[0] == ["direct"]                                      # 3.1x direct at best in inference
+
+
 def _fake_timings(monkeypatch, seconds_of):
     """``time_choices`` with made-up run times: ``seconds_of(name, run number)``; returns the runs per name."""
     runs = {}

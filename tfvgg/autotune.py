@@ -38,7 +38,8 @@ PASSES = ("inference", "training")   # forward from filters transformed once; fo
 REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
 MIN_REPEATS = 2                      # timed runs before a clear leader may end the timing early
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
-PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest
+PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
+TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _ENABLED = [None]   # None: from the environment
 
@@ -355,20 +356,27 @@ def tune(workload, measure=None, inference_seconds=None):
 
 def _pruned_by_inference(candidates, inference_seconds):
     """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
-    ``PRUNE_RATIO`` of the fastest inference candidate, with the chunk size it ran fastest with there.
+    ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size it ran fastest with there;
+    none if even that one ran over ``TRAINING_GIVE_UP`` x direct's inference time.
 
     Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
     The same algorithm computes the forward pass and both gradients, so inference roughly ranks the Winograd
     variants, but not exactly: at 14x14 F(2x2) ran 1.33x behind F(4x4) in inference and 2x ahead in training
-    (F(4x4)'s tiles waste more of a 14x14 image in each of the three products), hence the wide margin.
+    (F(4x4)'s tiles waste more of a 14x14 image in each of the three products), hence the wide margin. Direct is
+    another matter: its gradients are other kernels (oneDNN's backward convolutions), so its inference time does
+    not rank it in training: at 224x224 64->64, F(6x6) ran 1.6x behind direct in inference and 2.3x ahead in
+    training (on an AVX2 CPU with oneDNN), hence the far wider bound there.
     """
     fastest = {}   # algorithm -> (seconds, chunk)
     for name, seconds in inference_seconds.items():
         choice = Choice.parse(name)
         if seconds < fastest.get(choice.algorithm, (float("inf"),))[0]:
             fastest[choice.algorithm] = (seconds, choice.chunk)
-    best = min(seconds for seconds, _ in fastest.values())
+    direct = fastest.pop("direct", (float("inf"),))[0]
+    best = min((seconds for seconds, _ in fastest.values()), default=float("inf"))
     kept = [Choice("direct")]
+    if best > TRAINING_GIVE_UP * direct:
+        return kept
     for choice in candidates[1:]:
         seconds, chunk = fastest.get(choice.algorithm, (float("inf"), None))
         if seconds <= PRUNE_RATIO * best:
