@@ -426,14 +426,14 @@ def _climb_chunks(workload, measure, seconds, winner):
 
     The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
     ``DROP_RATIO``); each later round the new best beside the next size in the direction that won, until the best
-    stays. Each chunk size is another XLA compilation, most of what tuning costs: a search that stops at the first
-    worse size compiles about half of what timing every divisor would (at batch 32, 2-3 of 5).
+    stays. Each chunk size is another XLA compilation, most of what tuning costs: the search compiles the sizes on
+    its path, not every divisor.
     """
     divisors = [d for d in range(1, workload.batch + 1) if workload.batch % d == 0]
     if winner.chunk not in divisors:
         return {}
     current, index = winner, divisors.index(winner.chunk)
-    others = [Choice("direct")] if seconds["direct"] <= DROP_RATIO * seconds[winner.name] else []
+    others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[winner.name] else []
     steps, final_round = [i for i in (index - 1, index + 1) if 0 <= i < len(divisors)], {}
     while steps:
         result = measure(workload, others + [current] + [Choice(current.algorithm, divisors[i]) for i in steps])
