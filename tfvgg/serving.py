@@ -8,7 +8,6 @@ the weights of the epoch with the lowest validation loss. ``classify``,
 import dataclasses
 import os
 
-
 from tfvgg import configs
 from tfvgg.checkpoint import Checkpointer
 from tfvgg.data.pipeline import Preprocessing
