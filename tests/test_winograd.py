@@ -98,6 +98,48 @@ def test_chunk_sizes_follow_the_working_set():
     assert winograd.chunk_sizes((None, 112, 112, 128), 128, 4) is None
 
 
+def test_training_chunk_limit_keeps_scratch_within_what_the_gradient_holds():
+    # 56x56 256 -> 256, F(4x4), batch 32: 14*14 tiles * 36 * 2 * 512 channels = 7.2 M values per image; held:
+    # 32 * 56*56 * 512 = 51.4 M (direct's dL/dz and dL/dx) > 3 * 36 * 256*256 = 7.1 M (filters) -> 7 images.
+    assert winograd.training_chunk_limit(32, 56, 56, 256, 256, 4) == 7
+    # 14x14 512 -> 512, batch 8: the filters (3 * 36 * 512*512) outweigh the activations (8 * 196 * 1024).
+    assert winograd.training_chunk_limit(8, 14, 14, 512, 512, 4) == 8
+    assert winograd.training_chunk_limit(32, 14, 14, 512, 512, 4) == 3 * 36 * 512 * 512 // (36 * 16 * 2 * 1024)
+    assert winograd.training_chunk_limit(1, 224, 224, 64, 64, 2) == 1
+
+
+def test_filter_transforms_wait_for_their_layers_input():
+    """A transform of the kernel alone could run when the step starts, and the executor would run every layer's
+    then and hold them all: the forward one waits for x, the input gradient's for dL/dy."""
+    kernel, bias = tf.Variable(tf.ones((3, 3, 4, 8))), tf.Variable(tf.zeros((8,)))
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.square(winograd.conv_bias_relu(x, kernel, bias, "winograd4")))
+        return tape.gradient(loss, [x, kernel])
+
+    graph = step.get_concrete_function(tf.TensorSpec((2, 8, 8, 4), name="x")).graph
+    transforms = [op for op in graph.get_operations()
+                  if op.type == "MatMul" and [i.shape[0] for i in op.inputs] == [36, 9]]   # [36, 9] x [9, C*K]
+    assert len(transforms) == 2                     # U for the forward pass, the flipped one for dL/dx
+
+    def needs_x(op):
+        seen, stack = set(), [op]
+        while stack:
+            current = stack.pop()
+            for parent in [t.op for t in current.inputs] + list(current.control_inputs):
+                if parent.name == "x":
+                    return True
+                if parent.name not in seen:
+                    seen.add(parent.name)
+                    stack.append(parent)
+        return False
+
+    assert all(needs_x(op) for op in transforms)
+
+
 @pytest.mark.parametrize("transformed", [False, True])
 def test_batches_in_chunks_give_the_same_results_and_gradients(rng, monkeypatch, transformed):
     x = tf.Variable(random_images(rng, (5, 9, 8, 3)))
