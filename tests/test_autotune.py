@@ -49,14 +49,15 @@ def test_the_fastest_candidate_wins_and_chunk_sizes_are_tried_for_the_best_winog
 def test_the_winner_comes_from_the_last_round_not_a_first_round_time_measured_apart():
     rounds = iter([{"direct": 1.0, "winograd2/8": 0.95, "winograd4/8": 0.5, "winograd6/8": 0.6},
                    {"direct": 1.3, "winograd4/8": 0.7, "winograd4/4": 0.65}])   # a slower moment of the machine
-    entry = autotune.tune(autotune.Workload(28, 28, 256, 256, 8), lambda workload, choices: next(rounds, {}))
+    entry = autotune.tune(autotune.Workload(28, 28, 256, 256, 8, pass_name="inference"),
+                          lambda workload, choices: next(rounds, {}))
     assert entry["choice"] == "winograd4/4"        # not winograd6/8, whose 0.6 s lost in its own round
     assert entry["seconds"]["winograd6/8"] == 0.6 and entry["seconds"]["winograd4/8"] == 0.7
 
 
 def test_direct_wins_where_winograd_is_far_behind_and_16_bit_types_skip_f4_and_f6():
     calls = []
-    workload = autotune.Workload(8, 8, 4, 8, 4, dtype="bfloat16")
+    workload = autotune.Workload(8, 8, 4, 8, 4, dtype="bfloat16", pass_name="inference")
     entry = autotune.tune(workload, fake_measure({"direct": 1.0, "winograd2": 2.0}, calls))
     assert calls == [["direct", "winograd2/4"]]           # no second round: Winograd is over 1.25x behind
     assert entry["choice"] == "direct"
@@ -82,7 +83,7 @@ def test_chunk_sizes_are_hill_climbed_one_side_by_side_round_at_a_time():
         calls.append([c.name for c in choices])
         return {c.name: 3.0 if c.algorithm == "direct" else (1 + abs((c.chunk or 1) - best_chunk) / 32) *
                 (1.0 if c.algorithm == "winograd4" else 1.2) for c in choices}
-    entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 32), measure)
+    entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 32, pass_name="inference"), measure)
     assert calls[1] == ["winograd4/2", "winograd4/1", "winograd4/4"]             # the rule's 2 and its neighbours
     assert calls[2:] == [["winograd4/4", "winograd4/8"], ["winograd4/8", "winograd4/16"],
                          ["winograd4/16", "winograd4/32"]]                     # up while it gains; 32 loses: stop
@@ -165,7 +166,7 @@ def test_network_workloads_follow_the_papers_table():
 def test_training_tries_only_what_inference_did_not_rule_out():
     calls = []
     inference = {"direct": 1.0, "winograd2/1": 1.6, "winograd4/1": 0.8, "winograd4/4": 0.6, "winograd6/1": 0.75}
-    workload = autotune.Workload(56, 56, 256, 256, 8, pass_name="training")
+    workload = autotune.Workload(28, 28, 512, 512, 8, pass_name="training")
     entry = autotune.tune(workload, fake_measure({"direct": 1.0, "winograd4": 0.7, "winograd6": 0.9}, calls),
                           inference_seconds=inference)
     assert len(calls) == 1                                   # one round: the chunk sizes came from inference
@@ -183,6 +184,25 @@ def test_training_tries_winograd_that_lost_inference_to_direct_but_not_hopeless_
     calls.clear()
     autotune.tune(workload, measure, inference_seconds={"direct": 0.1, "winograd4/1": 0.34, "winograd6/1": 0.31})
     assert calls[0] == ["direct"]                                      # 3.1x direct at best in inference
+
+
+def test_training_chunks_stay_within_the_memory_limit():
+    workload = autotune.Workload(56, 56, 256, 256, 32, pass_name="training")
+    limit = winograd.training_chunk_limit(32, 56, 56, 256, 256, 4)                 # 7: divisors up to 4
+    calls = []
+    def measure(workload, choices):                  # bigger chunks always faster: the climb runs into the limit
+        calls.append([c.name for c in choices])
+        return {c.name: 3.0 if c.algorithm == "direct" else (2.0 if c.algorithm != "winograd4" else 1 / c.chunk)
+                for c in choices}
+    entry = autotune.tune(workload, measure)
+    assert limit == 7 and entry["choice"] == "winograd4/4"
+    assert max(autotune.Choice.parse(n).chunk or 0 for n in entry["seconds"]) <= limit
+    inference = {"direct": 1.0, "winograd4/32": 0.5, "winograd6/16": 0.6}      # inference ran whole batches
+    calls.clear()
+    autotune.tune(workload, measure, inference_seconds=inference)
+    assert calls[0] == ["direct", "winograd4/4", "winograd6/4"]
+    calls.clear()                                    # inference holds no activations for a backward pass: no limit
+    assert autotune.tune(dataclasses.replace(workload, pass_name="inference"), measure)["choice"] == "winograd4/32"
 
 
 def _fake_timings(monkeypatch, seconds_of):

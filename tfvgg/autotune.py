@@ -336,7 +336,20 @@ def _rule_chunk(workload, algorithm):
     shape = (w.batch, w.height, w.width, w.c_in)
     sizes = winograd.chunk_sizes(shape, w.c_out, winograd.ALGORITHMS[algorithm], itemsize=tf.as_dtype(w.dtype).size)
     rule = sizes[0] if sizes else w.batch
-    return max(d for d in range(1, rule + 1) if w.batch % d == 0)
+    return _largest_divisor(w.batch, min(rule, _chunk_limit(w, algorithm)))
+
+
+def _chunk_limit(workload, algorithm):
+    """The most images per call tuning may try: the batch for inference, ``winograd.training_chunk_limit`` for
+    training (its scratch adds to every activation the backward pass still holds)."""
+    w = workload
+    if w.pass_name != "training":
+        return w.batch
+    return winograd.training_chunk_limit(w.batch, w.height, w.width, w.c_in, w.c_out, winograd.ALGORITHMS[algorithm])
+
+
+def _largest_divisor(batch, at_most):
+    return max(d for d in range(1, at_most + 1) if batch % d == 0)
 
 
 def tune(workload, measure=None, inference_seconds=None):
@@ -354,9 +367,10 @@ def tune(workload, measure=None, inference_seconds=None):
             "tuning_seconds": round(time.perf_counter() - start, 3)}
 
 
-def _pruned_by_inference(candidates, inference_seconds):
+def _pruned_by_inference(workload, candidates, inference_seconds):
     """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
-    ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size it ran fastest with there;
+    ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size it ran fastest with there
+    (within ``_chunk_limit``);
     none if even that one ran over ``TRAINING_GIVE_UP`` x direct's inference time.
 
     Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
@@ -380,7 +394,9 @@ def _pruned_by_inference(candidates, inference_seconds):
     for choice in candidates[1:]:
         seconds, chunk = fastest.get(choice.algorithm, (float("inf"), None))
         if seconds <= PRUNE_RATIO * best:
-            kept.append(Choice(choice.algorithm, choice.chunk if chunk is None else chunk))
+            limit = _chunk_limit(workload, choice.algorithm)
+            kept.append(Choice(choice.algorithm, choice.chunk if chunk is None else _largest_divisor(
+                workload.batch, min(chunk, limit))))
     return kept
 
 
@@ -407,7 +423,7 @@ def _rounds(workload, measure, inference_seconds=None):
     """
     candidates = candidate_algorithms(workload)
     if inference_seconds:
-        candidates = _pruned_by_inference(candidates, inference_seconds)
+        candidates = _pruned_by_inference(workload, candidates, inference_seconds)
     seconds = dict(measure(workload, candidates))
     if not seconds:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
@@ -421,15 +437,16 @@ def _rounds(workload, measure, inference_seconds=None):
 
 
 def _climb_chunks(workload, measure, seconds, winner):
-    """Hill-climb ``winner``'s images per call over the divisors of the batch; updates ``seconds``, returns the
-    last round's timings (``{}`` if nothing ran).
+    """Hill-climb ``winner``'s images per call over the divisors of the batch (up to ``_chunk_limit``); updates
+    ``seconds``, returns the last round's timings (``{}`` if nothing ran).
 
     The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
     ``DROP_RATIO``); each later round the new best beside the next size in the direction that won, until the best
     stays. Each chunk size is another XLA compilation, most of what tuning costs: the search compiles the sizes on
     its path, not every divisor.
     """
-    divisors = [d for d in range(1, workload.batch + 1) if workload.batch % d == 0]
+    limit = _chunk_limit(workload, winner.algorithm)
+    divisors = [d for d in range(1, limit + 1) if workload.batch % d == 0]
     if winner.chunk not in divisors:
         return {}
     current, index = winner, divisors.index(winner.chunk)
