@@ -268,7 +268,8 @@ def training_chunk_limit(batch, height, width, c_in, c_out, m):
     for dL/dx, ``(m+2)^2 * tiles * 2 * (C_in + C_out)`` values. Held anyway: the larger of direct's dL/dz and
     dL/dx for the whole batch (``N*H*W*(C_in + C_out)``) and Winograd's transformed filters, their flipped copy
     and dL/dU (``3 * (m+2)^2 * C_in * C_out``). Measured, VGG-16 batch 32 training: with whole-batch calls at
-    56x56 256 -> 256 and 14x14 (924 and 151 MiB of scratch) the peak RSS was 6.0 GiB; 4.2 GiB within this limit.
+    56x56 256 -> 256 and 14x14 (882 and 144 MiB of scratch) the peak RSS was 6.0 GiB; 4.1 GiB (1.10x keras)
+    within this limit.
     """
     per_image = (m + 2) ** 2 * _tiles(height, m) * _tiles(width, m) * 2 * (c_in + c_out)
     held = max(batch * height * width * (c_in + c_out), 3 * (m + 2) ** 2 * c_in * c_out)
