@@ -394,9 +394,9 @@ def _pruned_by_inference(workload, candidates, inference_seconds):
     for choice in candidates[1:]:
         seconds, chunk = fastest.get(choice.algorithm, (float("inf"), None))
         if seconds <= PRUNE_RATIO * best:
-            limit = _chunk_limit(workload, choice.algorithm)
-            kept.append(Choice(choice.algorithm, choice.chunk if chunk is None else _largest_divisor(
-                workload.batch, min(chunk, limit))))
+            if chunk is not None:
+                chunk = _largest_divisor(workload.batch, min(chunk, _chunk_limit(workload, choice.algorithm)))
+            kept.append(Choice(choice.algorithm, chunk or choice.chunk))
     return kept
 
 
