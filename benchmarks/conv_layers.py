@@ -114,7 +114,7 @@ def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=pr
 
 def _allowed(algorithm, dtype):
     try:
-        winograd.check_precision(algorithm, dtype)
+        winograd.check_precision(autotune.Choice.parse(algorithm).algorithm, dtype)
         return True
     except ValueError:
         return False
@@ -126,8 +126,10 @@ def define_flags():
     cli.IMAGE_SIZE.define("image_size", None)
     cli.PRECISION.define("precision", "fp32")
     cli.FlagSpec("integer", "Timed runs per kernel (the best counts).", lower=1).define("repeats", 5)
+    with_matmul = tuple(a + autotune.MATMUL_SUFFIX for a in winograd.ALGORITHMS)
     cli.FlagSpec("list", "Instead: time relu(conv + bias) with these algorithms against direct and auto's pick "
-                 "(winograd2, winograd4, winograd6).", tuple(winograd.ALGORITHMS)).define("algorithms", [])
+                 "(winograd2, winograd4, winograd6; with +mm, inference's products apart from the transforms, as "
+                 "TensorFlow's matmul).", tuple(winograd.ALGORITHMS) + with_matmul).define("algorithms", [])
 
 
 def run():

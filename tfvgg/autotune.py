@@ -40,6 +40,7 @@ MIN_REPEATS = 2                      # timed runs before a clear leader may end 
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
+MATMUL_SUFFIX = "+mm"                 # a Choice name's mark for products="matmul"
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _ENABLED = [None]   # None: from the environment
 
@@ -82,21 +83,27 @@ class Workload:
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """An algorithm, and for Winograd the images per call (None: ``winograd.chunk_sizes``'s rule)."""
+    """An algorithm; for Winograd the images per call (None: ``winograd.chunk_sizes``'s rule) and where the forward
+    pass's products run (``winograd.PRODUCTS``: "xla" with the transforms, or "matmul" apart from them)."""
     algorithm: str
     chunk: int = None
+    products: str = "xla"
 
     @property
     def name(self):
-        return self.algorithm if self.chunk is None else f"{self.algorithm}/{self.chunk}"
+        name = self.algorithm if self.chunk is None else f"{self.algorithm}/{self.chunk}"
+        return name + MATMUL_SUFFIX if self.products == "matmul" else name
 
     @classmethod
     def parse(cls, name):
-        """``"winograd4/2"`` -> ``Choice("winograd4", 2)``; ValueError for anything else."""
-        algorithm, _, chunk = name.partition("/")
-        if algorithm != "direct" and algorithm not in winograd.ALGORITHMS:
+        """``"winograd4/2"`` -> ``Choice("winograd4", 2)``, ``"winograd4/2+mm"`` -> ``Choice("winograd4", 2,
+        "matmul")``; ValueError for anything else."""
+        base, matmul = (name[:-len(MATMUL_SUFFIX)], True) if name.endswith(MATMUL_SUFFIX) else (name, False)
+        algorithm, _, chunk = base.partition("/")
+        if (algorithm != "direct" and algorithm not in winograd.ALGORITHMS) or (algorithm == "direct" and (
+                chunk or matmul)) or not (chunk == "" or chunk.isdigit() and int(chunk) > 0):
             raise ValueError(f"unknown convolution choice {name!r}")
-        return cls(algorithm, int(chunk) if chunk else None)
+        return cls(algorithm, int(chunk) if chunk else None, "matmul" if matmul else "xla")
 
 
 def machine_fingerprint():
@@ -261,7 +268,8 @@ def layer_run(workload, choice, pass_name=None):
         if choice.algorithm == "direct":
             y = tf.nn.conv2d(x, kernel, 1, "SAME", data_format=w.data_format)
             return tf.nn.relu(tf.nn.bias_add(y, bias, data_format=w.data_format))
-        return winograd.conv_bias_relu(x, kernel, bias, choice.algorithm, w.data_format, transformed, choice.chunk)
+        return winograd.conv_bias_relu(x, kernel, bias, choice.algorithm, w.data_format, transformed, choice.chunk,
+                                       choice.products)
 
     def training():
         with tf.GradientTape() as tape:
@@ -318,7 +326,8 @@ def _prepare_runs(workload, choices, warmup, pass_name):
 
 
 def candidate_algorithms(workload):
-    """direct, and every Winograd algorithm this dtype allows, its batch split by ``winograd.chunk_sizes``'s rule."""
+    """direct, and every Winograd algorithm this dtype allows, its batch split by ``winograd.chunk_sizes``'s rule;
+    for inference each also with its products apart from the transforms (``Choice.products``)."""
     out = [Choice("direct")]
     for algorithm in winograd.ALGORITHMS:
         try:
@@ -326,6 +335,8 @@ def candidate_algorithms(workload):
         except ValueError:
             continue
         out.append(Choice(algorithm, _rule_chunk(workload, algorithm)))
+        if workload.pass_name == "inference":
+            out.append(dataclasses.replace(out[-1], products="matmul"))
     return out
 
 
@@ -453,7 +464,8 @@ def _climb_chunks(workload, measure, seconds, winner):
     others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[winner.name] else []
     steps, final_round = [i for i in (index - 1, index + 1) if 0 <= i < len(divisors)], {}
     while steps:
-        result = measure(workload, others + [current] + [Choice(current.algorithm, divisors[i]) for i in steps])
+        result = measure(workload, others + [current] + [dataclasses.replace(current, chunk=divisors[i])
+                                                         for i in steps])
         if not result:
             break
         seconds.update(result)

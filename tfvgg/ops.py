@@ -55,9 +55,10 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
         )
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
-    chunk = None
+    chunk, products = None, "xla"
     if algorithm == "auto":
-        algorithm, chunk = _auto_choice(name, x, data_format, (kh, kw, dh, dw, padding), n_out, p)
+        choice = _auto_choice(name, x, data_format, (kh, kw, dh, dw, padding), n_out, p)
+        algorithm, chunk, products = choice.algorithm, choice.chunk, choice.products
     if algorithm != "direct":
         if not winograd.supports(kh, kw, dh, dw, padding):
             raise ValueError(f"{name}: {algorithm} computes 3x3 stride-1 SAME convolutions only; this layer is "
@@ -68,7 +69,7 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
             raise ValueError(f"{name}: {e}") from None
         transformed = p.transformed_filters(name, algorithm)   # kept by ParamStore.inference_copy, or None
         return winograd.conv_bias_relu(x, _cast(kernel, x.dtype), _cast(bias, x.dtype), algorithm, data_format,
-                                       None if transformed is None else _cast(transformed, x.dtype), chunk)
+                                       None if transformed is None else _cast(transformed, x.dtype), chunk, products)
     y = tf.nn.conv2d(x, _cast(kernel, x.dtype), _strides(dh, dw, data_format), padding,
                      data_format=data_format, name=name)
     y = tf.nn.bias_add(y, _cast(bias, x.dtype), data_format=data_format)
@@ -77,11 +78,11 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
 
 @tf.autograph.experimental.do_not_convert
 def _auto_choice(name, x, data_format, window, n_out, p):
-    """(algorithm, images per Winograd call or None) for ``algorithm="auto"``: measured (``tfvgg.autotune``) where
-    tuning is on, else ``winograd.choose``'s rule. An inference copy of the store (``ParamStore.inference_copy``)
-    tunes the forward pass from transformed filters; any other store the training pass (forward + backward)."""
+    """The ``autotune.Choice`` for ``algorithm="auto"``: measured (``tfvgg.autotune``) where tuning is on, else
+    ``winograd.choose``'s rule. An inference copy of the store (``ParamStore.inference_copy``) tunes the forward
+    pass from transformed filters; any other store the training pass (forward + backward)."""
     if not winograd.supports(*window):
-        return "direct", None
+        return autotune.Choice("direct")
     inference = p.for_inference
     h, w = _spatial(x, data_format)
     n_in = _channels(x, data_format)
@@ -89,8 +90,7 @@ def _auto_choice(name, x, data_format, window, n_out, p):
                                inference and p.transformed_filters(name, "winograd4") is not None)
     workload = autotune.Workload(h, w, n_in, n_out, x.shape[0], x.dtype.name, data_format,
                                  "inference" if inference else "training")
-    choice = autotune.choose(workload, fallback)
-    return choice.algorithm, choice.chunk
+    return autotune.choose(workload, fallback)
 
 
 def fc_op(input_op, name, n_out, p, *, relu=True, dtype=None, kernel_init=None, bias_init=0.1):

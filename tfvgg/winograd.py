@@ -81,6 +81,7 @@ def toom_cook_transforms(m, points, r=3):
 # The points of F(6x6, 3x3) as in Lavin & Gray's successors (wincnn): small, and symmetric, for low float error.
 TRANSFORMS[6] = toom_cook_transforms(6, (0, 1, -1, 2, -2, fractions.Fraction(1, 2), fractions.Fraction(-1, 2)))
 ALGORITHMS = {"winograd2": 2, "winograd4": 4, "winograd6": 6}
+PRODUCTS = ("xla", "matmul")   # where a layer's (m+2)^2 batched products run: see _forward_call
 # choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU; Winograd input
 # and weight gradients, batches in cache-sized chunks). Filters transformed on every call (training, or inference
 # without an inference copy): F(4x4) beat direct in the forward and the forward-backward pass from 128 -> 128
@@ -199,12 +200,41 @@ def _from_nhwc(x, data_format):
 
 
 def _forward(x, u, bias, m, data_format):
-    """``relu(conv3x3(x) + bias)`` from transformed filters ``u``."""
-    x = _to_nhwc(x, data_format)
-    n, h, w, _ = x.shape
-    n = tf.shape(x)[0] if n is None else n
-    y = tf.nn.relu(output_transform(tf.matmul(input_transform(x, m), tf.cast(u, x.dtype)), n, h, w, m) + bias)
+    """``relu(conv3x3(x) + bias)`` from transformed filters ``u``: input transform, products, output transform."""
+    height, width = _spatial(x, data_format)
+    mm = tf.matmul(_input_tiles(x, m, data_format), tf.cast(u, x.dtype))
+    return _output_bias_relu(mm, bias, height, width, m, data_format)
+
+
+def _spatial(x, data_format):
+    return tuple(x.shape[1:3] if data_format == "NHWC" else x.shape[2:4])
+
+
+def _input_tiles(x, m, data_format):
+    """``input_transform`` of NHWC/NCHW ``x``: the first of ``_forward``'s parts when the products run apart."""
+    return input_transform(_to_nhwc(x, data_format), m)
+
+
+def _output_bias_relu(mm, bias, height, width, m, data_format):
+    """``relu(A^T M A + bias)`` from the products ``M`` ``[(m+2)^2, N*th*tw, K]``: the last of ``_forward``'s parts."""
+    y = tf.nn.relu(output_transform(mm, -1, height, width, m) + bias)
     return _from_nhwc(y, data_format)
+
+
+def _forward_call(x, u, bias, m, data_format, products):
+    """``_forward`` on one chunk: one XLA function (``products="xla"``), or (``"matmul"``) the input transform and
+    the output transform as two, with the (m+2)^2 products between them as TensorFlow's batched matmul (oneDNN's
+    kernel where TensorFlow uses oneDNN). Which is faster depends on the shape and the CPU: measured on a 2-core
+    AVX2 CPU, batch 1, 14x14 512 -> 512 F(2x2): 11.7 ms in one function, 8.8 ms apart; 224x224 64 -> 64 F(6x6):
+    32.1 against 36.0 ms. ``tfvgg.autotune`` times both."""
+    if products == "xla":
+        return _xla(_forward, x, u, bias, m=m, data_format=data_format)
+    if products != "matmul":
+        raise ValueError(f"products must be one of {', '.join(PRODUCTS)}; got {products!r}")
+    height, width = _spatial(x, data_format)
+    tiles = _xla(_input_tiles, x, m=m, data_format=data_format)
+    mm = tf.matmul(tiles, tf.cast(u, tiles.dtype))
+    return _xla(_output_bias_relu, mm, bias, height=height, width=width, m=m, data_format=data_format)
 
 
 def _input_gradient_filters(kernel, m):
@@ -284,7 +314,8 @@ def _concat(pieces):
     return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=0)
 
 
-def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None, chunk=None):
+def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None, chunk=None,
+                   products="xla"):
     """``relu(conv3x3(x) + bias)`` by Winograd, forward and backward.
 
     ``algorithm``: "winograd2", "winograd4" or "winograd6". The gradient is a
@@ -295,7 +326,9 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     cost (m+2)^2/m^2 times each layer's input in memory (2.25x for F(4x4)).
     Batches run in chunks of ``chunk`` images per call (None: ``chunk_sizes``'s
     rule). ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in
-    advance, for inference with frozen weights (no gradient then).
+    advance, for inference with frozen weights (no gradient then). ``products``:
+    the forward pass's products inside its XLA function ("xla") or apart, as
+    TensorFlow's matmul ("matmul"; ``_forward_call``); the backward pass's stay.
     """
     m = ALGORITHMS[algorithm]
     x = tf.convert_to_tensor(x)
@@ -303,7 +336,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     sizes = chunk_sizes(x.shape, c_out, m, data_format, x.dtype.size, chunk)
     if transformed_kernel is not None:
         u = tf.convert_to_tensor(transformed_kernel)
-        return _concat([_xla(_forward, piece, u, bias, m=m, data_format=data_format) for piece in _split(x, sizes)])
+        return _concat([_forward_call(piece, u, bias, m, data_format, products) for piece in _split(x, sizes)])
 
     @tf.custom_gradient
     def fused(x, kernel, bias):
@@ -311,7 +344,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
         # transform then and hold them all until their layers run (38 MiB per 512 -> 512 layer in F(4x4)).
         with tf.control_dependencies([x]):
             u = transform_filters(kernel, m)   # once per call, for every chunk
-        y = _concat([_xla(_forward, piece, u, bias, m=m, data_format=data_format) for piece in _split(x, sizes)])
+        y = _concat([_forward_call(piece, u, bias, m, data_format, products) for piece in _split(x, sizes)])
 
         def gradient(dy):
             # Only x and y are kept from the forward pass (the layers before and after hold them anyway); the
