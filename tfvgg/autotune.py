@@ -38,6 +38,7 @@ PASSES = ("inference", "training")   # forward from filters transformed once; fo
 REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
 MIN_REPEATS = 2                      # timed runs before a clear leader may end the timing early
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
+CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 MATMUL_SUFFIX = "+mm"                 # a Choice name's mark for products="matmul"
@@ -326,8 +327,7 @@ def _prepare_runs(workload, choices, warmup, pass_name):
 
 
 def candidate_algorithms(workload):
-    """direct, and every Winograd algorithm this dtype allows, its batch split by ``winograd.chunk_sizes``'s rule;
-    for inference each also with its products apart from the transforms (``Choice.products``)."""
+    """direct, and every Winograd algorithm this dtype allows, its batch split by ``winograd.chunk_sizes``'s rule."""
     out = [Choice("direct")]
     for algorithm in winograd.ALGORITHMS:
         try:
@@ -335,8 +335,6 @@ def candidate_algorithms(workload):
         except ValueError:
             continue
         out.append(Choice(algorithm, _rule_chunk(workload, algorithm)))
-        if workload.pass_name == "inference":
-            out.append(dataclasses.replace(out[-1], products="matmul"))
     return out
 
 
@@ -366,10 +364,11 @@ def _largest_divisor(batch, at_most):
 def tune(workload, measure=None, inference_seconds=None):
     """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``.
 
-    Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within 1.25x of the best)
-    with other chunk sizes, found by a hill-climb (``_climb_chunks``). For training, ``inference_seconds`` (the same
-    layer's inference entry) prunes the candidates instead (``_pruned_by_inference``). ``measure(workload,
-    choices)`` -> ``{name: seconds}``; default ``time_choices`` (tests pass made-up timings).
+    Every algorithm with the rule's chunking, then (inference) the close ones with their products apart, then the
+    fastest Winograd algorithm (if within ``CLOSE_RATIO`` of the best) with other chunk sizes, found by a
+    hill-climb (``_climb_chunks``). For training, ``inference_seconds`` (the same layer's inference entry) prunes
+    the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
+    default ``time_choices`` (tests pass made-up timings).
     """
     start, measure = time.perf_counter(), measure or time_choices
     with _quiet_retracing():
@@ -429,8 +428,10 @@ def _rounds(workload, measure, inference_seconds=None):
     a choice timed only in an earlier round lost there, and its time next to the last round's, measured at
     another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds).
 
-    First every algorithm with the rule's chunking; then, if the fastest Winograd is within 1.25x of the best,
-    its chunk size is searched (``_climb_chunks``). Training (``inference_seconds`` given) is pruned instead.
+    First every algorithm with the rule's chunking; for inference then the Winograd ones within ``CLOSE_RATIO``
+    of the best also with their products apart (``_products_round``); then, if the fastest Winograd is within
+    ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``). Training (``inference_seconds``
+    given) is pruned instead.
     """
     candidates = candidate_algorithms(workload)
     if inference_seconds:
@@ -438,13 +439,31 @@ def _rounds(workload, measure, inference_seconds=None):
     seconds = dict(measure(workload, candidates))
     if not seconds:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
-    fastest_winograd = min((n for n in seconds if n != "direct"), key=seconds.get, default=None)
+    last_round = dict(seconds)
+    if workload.pass_name == "inference":
+        last_round = _products_round(workload, measure, seconds) or last_round
+    fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
     if fastest_winograd and workload.batch > 1 and not inference_seconds and \
-            seconds[fastest_winograd] <= 1.25 * min(seconds.values()):
-        final_round = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd))
-        if final_round:
-            return seconds, final_round
-    return seconds, dict(seconds)
+            last_round[fastest_winograd] <= CLOSE_RATIO * min(last_round.values()):
+        climbed = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd))
+        if climbed:
+            return seconds, climbed
+    return seconds, last_round
+
+
+def _products_round(workload, measure, seconds):
+    """The Winograd candidates within ``CLOSE_RATIO`` of the best, each also with its products apart from the
+    transforms (``products="matmul"``), beside direct unless it lost by ``DROP_RATIO``; updates ``seconds``,
+    returns this round's timings (``{}`` if no Winograd candidate was close). One more compilation per close
+    algorithm, not per algorithm: the placement only decides between near equals."""
+    best = min(seconds.values())
+    close = [Choice.parse(n) for n in seconds if n != "direct" and seconds[n] <= CLOSE_RATIO * best]
+    if not close:
+        return {}
+    others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * best else []
+    result = measure(workload, others + close + [dataclasses.replace(c, products="matmul") for c in close])
+    seconds.update(result)
+    return dict(result)
 
 
 def _climb_chunks(workload, measure, seconds, winner):
