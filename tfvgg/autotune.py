@@ -364,9 +364,9 @@ def _largest_divisor(batch, at_most):
 def tune(workload, measure=None, inference_seconds=None):
     """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``.
 
-    Every algorithm with the rule's chunking, then (inference) the close ones with their products apart, then the
-    fastest Winograd algorithm (if within ``CLOSE_RATIO`` of the best) with other chunk sizes, found by a
-    hill-climb (``_climb_chunks``). For training, ``inference_seconds`` (the same layer's inference entry) prunes
+    Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within ``CLOSE_RATIO`` of
+    the best) with other chunk sizes, found by a hill-climb (``_climb_chunks``), and for inference with its
+    products apart from the transforms. For training, ``inference_seconds`` (the same layer's inference entry) prunes
     the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
     default ``time_choices`` (tests pass made-up timings).
     """
@@ -428,10 +428,9 @@ def _rounds(workload, measure, inference_seconds=None):
     a choice timed only in an earlier round lost there, and its time next to the last round's, measured at
     another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds).
 
-    First every algorithm with the rule's chunking; for inference then the Winograd ones within ``CLOSE_RATIO``
-    of the best also with their products apart (``_products_round``); then, if the fastest Winograd is within
-    ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``). Training (``inference_seconds``
-    given) is pruned instead.
+    First every algorithm with the rule's chunking; then, if the fastest Winograd is within ``CLOSE_RATIO`` of the
+    best, its chunk size is searched (``_climb_chunks``; for inference with its products apart too, or at batch 1,
+    with no sizes to climb, ``_products_round``). Training (``inference_seconds`` given) is pruned instead.
     """
     candidates = candidate_algorithms(workload)
     if inference_seconds:
@@ -440,7 +439,7 @@ def _rounds(workload, measure, inference_seconds=None):
     if not seconds:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
     last_round = dict(seconds)
-    if workload.pass_name == "inference":
+    if workload.pass_name == "inference" and workload.batch == 1:   # no chunk sizes to climb: a round of its own
         last_round = _products_round(workload, measure, seconds) or last_round
     fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
     if fastest_winograd and workload.batch > 1 and not inference_seconds and \
@@ -471,9 +470,11 @@ def _climb_chunks(workload, measure, seconds, winner):
     ``seconds``, returns the last round's timings (``{}`` if nothing ran).
 
     The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
-    ``DROP_RATIO``); each later round the new best beside the next size in the direction that won, until the best
-    stays. Each chunk size is another XLA compilation, most of what tuning costs: the search compiles the sizes on
-    its path, not every divisor.
+    ``DROP_RATIO``; for inference also the winner with its products apart, ``_products_round``'s question asked
+    here at no extra round); each later round the new best beside the next size in the direction that won, until
+    the best stays (the winner with its products apart winning: its neighbours again, that way). Each chunk size
+    is another XLA compilation, most of what tuning costs: the search compiles the sizes on its path, not every
+    divisor.
     """
     limit = _chunk_limit(workload, winner.algorithm)
     divisors = [d for d in range(1, limit + 1) if workload.batch % d == 0]
@@ -481,7 +482,10 @@ def _climb_chunks(workload, measure, seconds, winner):
         return {}
     current, index = winner, divisors.index(winner.chunk)
     others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[winner.name] else []
-    steps, final_round = [i for i in (index - 1, index + 1) if 0 <= i < len(divisors)], {}
+    if workload.pass_name == "inference" and winner.products == "xla":
+        others.append(dataclasses.replace(winner, products="matmul"))
+    both_sides = lambda i: [j for j in (i - 1, i + 1) if 0 <= j < len(divisors)]  # noqa: E731
+    steps, final_round = both_sides(index), {}
     while steps:
         result = measure(workload, others + [current] + [dataclasses.replace(current, chunk=divisors[i])
                                                          for i in steps])
@@ -492,10 +496,11 @@ def _climb_chunks(workload, measure, seconds, winner):
         best = min(result, key=result.get)
         if best in ("direct", current.name):
             break
-        new_index = divisors.index(Choice.parse(best).chunk)
-        direction = 1 if new_index > index else -1
-        current, index, others = Choice.parse(best), new_index, []
-        steps = [index + direction] if 0 <= index + direction < len(divisors) else []
+        best = Choice.parse(best)
+        new_index = divisors.index(best.chunk)
+        steps = both_sides(index) if new_index == index else \
+            [j for j in (new_index + (new_index - index),) if 0 <= j < len(divisors)]
+        current, index, others = best, new_index, []
     return final_round
 
 
