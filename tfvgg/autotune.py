@@ -101,8 +101,9 @@ class Choice:
         "matmul")``; ValueError for anything else."""
         base, matmul = (name[:-len(MATMUL_SUFFIX)], True) if name.endswith(MATMUL_SUFFIX) else (name, False)
         algorithm, _, chunk = base.partition("/")
-        if (algorithm != "direct" and algorithm not in winograd.ALGORITHMS) or (algorithm == "direct" and (
-                chunk or matmul)) or not (chunk == "" or chunk.isdigit() and int(chunk) > 0):
+        valid_chunk = chunk == "" or (chunk.isdigit() and int(chunk) > 0)
+        known = algorithm in winograd.ALGORITHMS or (algorithm == "direct" and not chunk and not matmul)
+        if not (known and valid_chunk):
             raise ValueError(f"unknown convolution choice {name!r}")
         return cls(algorithm, int(chunk) if chunk else None, "matmul" if matmul else "xla")
 
