@@ -485,8 +485,8 @@ def _climb_chunks(workload, measure, seconds, winner):
     others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[winner.name] else []
     if workload.pass_name == "inference" and winner.products == "xla":
         others.append(dataclasses.replace(winner, products="matmul"))
-    both_sides = lambda i: [j for j in (i - 1, i + 1) if 0 <= j < len(divisors)]  # noqa: E731
-    steps, final_round = both_sides(index), {}
+    in_range = lambda *indices: [i for i in indices if 0 <= i < len(divisors)]  # noqa: E731
+    steps, final_round = in_range(index - 1, index + 1), {}
     while steps:
         result = measure(workload, others + [current] + [dataclasses.replace(current, chunk=divisors[i])
                                                          for i in steps])
@@ -499,8 +499,8 @@ def _climb_chunks(workload, measure, seconds, winner):
             break
         best = Choice.parse(best)
         new_index = divisors.index(best.chunk)
-        steps = both_sides(index) if new_index == index else \
-            [j for j in (new_index + (new_index - index),) if 0 <= j < len(divisors)]
+        # The same size with the products apart won: its neighbours again; else one more size that way.
+        steps = in_range(index - 1, index + 1) if new_index == index else in_range(2 * new_index - index)
         current, index, others = best, new_index, []
     return final_round
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tfvgg import autotune, winograd
 from tfvgg.initializers import Constant, GlorotUniform
-from tfvgg.util import format_shape
+from tfvgg.util import format_shape, spatial_dims
 
 DATA_FORMATS = ("NHWC", "NCHW")
 _LAYOUTS = {"NHWC": "[N, H, W, C]", "NCHW": "[N, C, H, W]", None: "[N, H, W, C]"}
@@ -84,7 +84,7 @@ def _auto_choice(name, x, data_format, window, n_out, p):
     if not winograd.supports(*window):
         return autotune.Choice("direct")
     inference = p.for_inference
-    h, w = _spatial(x, data_format)
+    h, w = spatial_dims(x, data_format)
     n_in = _channels(x, data_format)
     fallback = winograd.choose(*window, h, w, n_in, n_out, x.dtype,
                                inference and p.transformed_filters(name, "winograd4") is not None)
@@ -225,12 +225,8 @@ def _channels(x, data_format):
     return int(x.shape[-1] if data_format == "NHWC" else x.shape[1])
 
 
-def _spatial(x, data_format):
-    return tuple(x.shape[1:3] if data_format == "NHWC" else x.shape[2:4])
-
-
 def _check_window_fits(name, x, data_format, kh, kw):
-    h, w = _spatial(x, data_format)
+    h, w = spatial_dims(x, data_format)
     if (h is not None and h < kh) or (w is not None and w < kw):
         raise ValueError(f"{name}: a {kh}x{kw} VALID window does not fit an input of {h}x{w}; use larger images")
 

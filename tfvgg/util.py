@@ -36,6 +36,11 @@ def write_json(path, data):
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def spatial_dims(x, data_format):
+    """(height, width) of a rank-4 ``[N, H, W, C]`` ("NHWC") or ``[N, C, H, W]`` ("NCHW") tensor (None if unknown)."""
+    return tuple(x.shape[1:3] if data_format == "NHWC" else x.shape[2:4])
+
+
 def format_shape(dims):
     """``(224, 224, 3)`` -> ``"224x224x3"`` (unknown dimensions print as None)."""
     return "x".join(str(d) for d in dims)

@@ -23,6 +23,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfvgg.util import spatial_dims
+
 # Lavin & Gray (2015), section 4.1 (F(2x2, 3x3)) and 4.2 (F(4x4, 3x3)).
 TRANSFORMS = {
     2: dict(
@@ -201,13 +203,9 @@ def _from_nhwc(x, data_format):
 
 def _forward(x, u, bias, m, data_format):
     """``relu(conv3x3(x) + bias)`` from transformed filters ``u``: input transform, products, output transform."""
-    height, width = _spatial(x, data_format)
+    height, width = spatial_dims(x, data_format)
     mm = tf.matmul(_input_tiles(x, m, data_format), tf.cast(u, x.dtype))
     return _output_bias_relu(mm, bias, height, width, m, data_format)
-
-
-def _spatial(x, data_format):
-    return tuple(x.shape[1:3] if data_format == "NHWC" else x.shape[2:4])
 
 
 def _input_tiles(x, m, data_format):
@@ -229,9 +227,7 @@ def _forward_call(x, u, bias, m, data_format, products):
     32.1 against 36.0 ms. ``tfvgg.autotune`` times both."""
     if products == "xla":
         return _xla(_forward, x, u, bias, m=m, data_format=data_format)
-    if products != "matmul":
-        raise ValueError(f"products must be one of {', '.join(PRODUCTS)}; got {products!r}")
-    height, width = _spatial(x, data_format)
+    height, width = spatial_dims(x, data_format)
     tiles = _xla(_input_tiles, x, m=m, data_format=data_format)
     mm = tf.matmul(tiles, tf.cast(u, tiles.dtype))
     return _xla(_output_bias_relu, mm, bias, height=height, width=width, m=m, data_format=data_format)
@@ -330,6 +326,8 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     the forward pass's products inside its XLA function ("xla") or apart, as
     TensorFlow's matmul ("matmul"; ``_forward_call``); the backward pass's stay.
     """
+    if products not in PRODUCTS:
+        raise ValueError(f"products must be one of {', '.join(PRODUCTS)}; got {products!r}")
     m = ALGORITHMS[algorithm]
     x = tf.convert_to_tensor(x)
     c_out = (kernel if transformed_kernel is None else transformed_kernel).shape[-1]
