@@ -126,10 +126,11 @@ def define_flags():
     cli.IMAGE_SIZE.define("image_size", None)
     cli.PRECISION.define("precision", "fp32")
     cli.FlagSpec("integer", "Timed runs per kernel (the best counts).", lower=1).define("repeats", 5)
-    with_matmul = tuple(a + autotune.MATMUL_SUFFIX for a in winograd.ALGORITHMS)
+    in_xla = tuple(a + autotune.XLA_SUFFIX for a in winograd.ALGORITHMS)
     cli.FlagSpec("list", "Instead: time relu(conv + bias) with these algorithms against direct and auto's pick "
-                 "(winograd2, winograd4, winograd6; with +mm, inference's products apart from the transforms, as "
-                 "TensorFlow's matmul).", tuple(winograd.ALGORITHMS) + with_matmul).define("algorithms", [])
+                 "(winograd2, winograd4, winograd6: products and output contraction as TensorFlow matmuls; with "
+                 "+xla, the forward pass in one XLA function).", tuple(winograd.ALGORITHMS) + in_xla
+                 ).define("algorithms", [])
 
 
 def run():

@@ -66,35 +66,40 @@ def test_direct_wins_where_winograd_is_far_behind_and_16_bit_types_skip_f4_and_f
 
 def test_choice_names_round_trip_and_unknown_names_are_refused():
     assert autotune.Choice.parse("winograd4/2") == autotune.Choice("winograd4", 2)
-    assert autotune.Choice.parse("winograd6/4+mm") == autotune.Choice("winograd6", 4, "matmul")
-    assert autotune.Choice("winograd2", None, "matmul").name == "winograd2+mm"
+    assert autotune.Choice.parse("winograd6/4+xla") == autotune.Choice("winograd6", 4, "xla")
+    assert autotune.Choice("winograd2", None, "xla").name == "winograd2+xla"
+    assert autotune.Choice("winograd2").products == "matmul"
     assert autotune.Choice.parse("direct").name == "direct"
-    for name in ("fft", "direct+mm", "direct/2", "winograd4/0", "winograd4/x", "winograd4/2+xla"):
+    for name in ("fft", "direct+xla", "direct/2", "winograd4/0", "winograd4/x", "winograd4/2+mm"):
         with pytest.raises(ValueError, match=re.escape(f"unknown convolution choice '{name}'")):
             autotune.Choice.parse(name)
 
 
-def test_inference_tries_products_apart_in_the_climb_or_at_batch_1_for_the_close_winograd_candidates():
+def test_inference_tries_products_in_xla_in_the_climb_or_at_batch_1_for_the_close_winograd_candidates():
     calls = []
-    def measure(workload, choices):        # products apart 0.7x; winograd2 and 4 close, winograd6 far behind
+    def measure(workload, choices):        # products in XLA 0.7x; winograd2 and 4 close, winograd6 far behind
         calls.append([c.name for c in choices])
         return {c.name: {"direct": 1.3, "winograd2": 1.1, "winograd4": 1.0, "winograd6": 2.0}[c.algorithm] *
-                (1 + abs((c.chunk or 4) - 4) / 8) * (0.7 if c.products == "matmul" else 1.0) for c in choices}
+                (1 + abs((c.chunk or 4) - 4) / 8) * (0.7 if c.products == "xla" else 1.0) for c in choices}
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="inference"), measure)
-    assert not any(n.endswith("+mm") for n in calls[0])
+    assert not any(n.endswith("+xla") for n in calls[0])
     rule = autotune.Choice.parse(next(n for n in calls[0] if n.startswith("winograd4")))
-    assert calls[1][:3] == ["direct", f"{rule.name}+mm", rule.name]   # the climb's first round asks it too
+    assert calls[1][:3] == ["direct", f"{rule.name}+xla", rule.name]   # the climb's first round asks it too
     assert rule.chunk == 2                                            # CHUNK_BYTES' rule, the same on any CPU
-    assert calls[2] == ["winograd4/2+mm", "winograd4/1+mm", "winograd4/4+mm"]   # won at 2: both sides again
-    assert entry["choice"] == "winograd4/4+mm"
+    assert calls[2] == ["winograd4/2+xla", "winograd4/1+xla", "winograd4/4+xla"]   # won at 2: both sides again
+    assert entry["choice"] == "winograd4/4+xla"
     calls.clear()
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 1, pass_name="inference"), measure)
     close = [n for n in calls[0] if n.startswith(("winograd2", "winograd4"))]
-    assert calls[1:] == [["direct"] + close + [n + "+mm" for n in close]]   # batch 1: a round of its own
-    assert entry["choice"] == "winograd4/1+mm"
+    assert calls[1:] == [["direct"] + close + [n + "+xla" for n in close]]   # batch 1: a round of its own
+    assert entry["choice"] == "winograd4/1+xla"
     calls.clear()
     autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="training"), measure)
-    assert not any(n.endswith("+mm") for names in calls for n in names)   # the backward pass keeps its products
+    assert not any(n.endswith("+xla") for names in calls for n in names)   # no placement round in training
+    calls.clear()
+    autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="training"), measure,
+                  inference_seconds={"direct": 1.3, "winograd4/4+xla": 0.7, "winograd4/4": 1.0})
+    assert calls[0] == ["direct", "winograd4/4+xla"]   # ... but inference's fastest placement and chunk
 
 
 def test_the_rules_chunk_is_rounded_to_a_divisor_of_the_batch():
@@ -111,10 +116,10 @@ def test_chunk_sizes_are_hill_climbed_one_side_by_side_round_at_a_time():
         return {c.name: 3.0 if c.algorithm == "direct" else (1 + abs((c.chunk or 1) - best_chunk) / 32) *
                 (1.0 if c.algorithm == "winograd4" else 1.2) for c in choices}
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 32, pass_name="inference"), measure)
-    assert calls[1] == ["winograd4/2+mm", "winograd4/2", "winograd4/1", "winograd4/4"]   # the rule's 2, its
+    assert calls[1] == ["winograd4/2+xla", "winograd4/2", "winograd4/1", "winograd4/4"]   # the rule's 2, its
     assert calls[2:] == [["winograd4/4", "winograd4/8"], ["winograd4/8", "winograd4/16"],
                          ["winograd4/16", "winograd4/32"]]                     # up while it gains; 32 loses: stop
-    assert entry["choice"] == "winograd4/16" and len(entry["seconds"]) == 10   # and winograd4/2+mm
+    assert entry["choice"] == "winograd4/16" and len(entry["seconds"]) == 10   # and winograd4/2+xla
 
 
 def test_measured_choice_is_cached_and_reused_by_the_next_process(cache_path, monkeypatch):

@@ -160,8 +160,9 @@ def test_batches_in_chunks_give_the_same_results_and_gradients(rng, monkeypatch,
 
 @pytest.mark.parametrize("algorithm,data_format", [("winograd2", "NHWC"), ("winograd4", "NHWC"),
                                                    ("winograd6", "NHWC"), ("winograd4", "NCHW")])
-def test_products_apart_from_the_transforms_give_the_same_values_and_gradients(rng, algorithm, data_format):
-    """products="matmul": the input and output transforms as two XLA functions, the products between them."""
+def test_products_inside_one_xla_function_give_the_same_values_and_gradients(rng, algorithm, data_format):
+    """products="xla" (the other placement; the default, "matmul", runs the products and the output transform's
+    contraction as TensorFlow matmuls between two XLA functions): the forward pass as one XLA function."""
     if data_format == "NCHW" and not nchw_supported():
         pytest.skip("no NCHW convolution kernel on this CPU to compare with")
     n, h, w, c, k = SHAPES[4]
@@ -173,14 +174,14 @@ def test_products_apart_from_the_transforms_give_the_same_values_and_gradients(r
     with tf.GradientTape(persistent=True) as tape:
         reference = direct(x, kernel, bias, data_format)
         for transformed, chunk in ((u, None), (u, 1), (None, 1)):
-            ours = winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format, transformed, chunk, "matmul")
+            ours = winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format, transformed, chunk, "xla")
             np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=0, atol=atol(reference))
         losses = [tf.reduce_sum(tf.square(y)) for y in (ours, reference)]   # the last: training, in chunks
     for a, b in zip(tape.gradient(losses[0], [x, kernel, bias]), tape.gradient(losses[1], [x, kernel, bias])):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=max(2e-5, TOLERANCES[algorithm]) *
                                    np.abs(b).max())
     unknown_batch = tf.function(lambda x: winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format, u,
-                                                                  products="matmul"),
+                                                                  products="xla"),
                                 input_signature=[tf.TensorSpec([None, *x.shape[1:]])])
     np.testing.assert_allclose(unknown_batch(x).numpy(), reference.numpy(), rtol=0, atol=atol(reference))
     with pytest.raises(ValueError, match="products must be one of xla, matmul; got 'gpu'"):

@@ -33,7 +33,7 @@ from tfvgg import timing, winograd
 from tfvgg.util import write_json
 
 ENV_ENABLE, ENV_CACHE = "TFVGG_AUTOTUNE", "TFVGG_AUTOTUNE_CACHE"
-CACHE_FORMAT = "tfvgg-autotune-1"
+CACHE_FORMAT = "tfvgg-autotune-2"   # 2: a name without "+xla" runs its products apart
 PASSES = ("inference", "training")   # forward from filters transformed once; forward + backward
 REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
 MIN_REPEATS = 2                      # timed runs before a clear leader may end the timing early
@@ -41,7 +41,7 @@ DROP_RATIO = 1.5                     # a candidate this much slower than the bes
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
-MATMUL_SUFFIX = "+mm"                 # a Choice name's mark for products="matmul"
+XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
 _ENABLED = [None]   # None: from the environment
 
@@ -85,27 +85,27 @@ class Workload:
 @dataclasses.dataclass(frozen=True)
 class Choice:
     """An algorithm; for Winograd the images per call (None: ``winograd.chunk_sizes``'s rule) and where the forward
-    pass's products run (``winograd.PRODUCTS``: "xla" with the transforms, or "matmul" apart from them)."""
+    pass's products run (``winograd.PRODUCTS``: "matmul" apart from the transforms, or "xla" with them)."""
     algorithm: str
     chunk: int = None
-    products: str = "xla"
+    products: str = "matmul"
 
     @property
     def name(self):
         name = self.algorithm if self.chunk is None else f"{self.algorithm}/{self.chunk}"
-        return name + MATMUL_SUFFIX if self.products == "matmul" else name
+        return name + XLA_SUFFIX if self.products == "xla" else name
 
     @classmethod
     def parse(cls, name):
-        """``"winograd4/2"`` -> ``Choice("winograd4", 2)``, ``"winograd4/2+mm"`` -> ``Choice("winograd4", 2,
-        "matmul")``; ValueError for anything else."""
-        base, matmul = (name[:-len(MATMUL_SUFFIX)], True) if name.endswith(MATMUL_SUFFIX) else (name, False)
+        """``"winograd4/2"`` -> ``Choice("winograd4", 2)``, ``"winograd4/2+xla"`` -> ``Choice("winograd4", 2,
+        "xla")``; ValueError for anything else."""
+        base, xla = (name[:-len(XLA_SUFFIX)], True) if name.endswith(XLA_SUFFIX) else (name, False)
         algorithm, _, chunk = base.partition("/")
         valid_chunk = chunk == "" or (chunk.isdigit() and int(chunk) > 0)
-        known = algorithm in winograd.ALGORITHMS or (algorithm == "direct" and not chunk and not matmul)
+        known = algorithm in winograd.ALGORITHMS or (algorithm == "direct" and not chunk and not xla)
         if not (known and valid_chunk):
             raise ValueError(f"unknown convolution choice {name!r}")
-        return cls(algorithm, int(chunk) if chunk else None, "matmul" if matmul else "xla")
+        return cls(algorithm, int(chunk) if chunk else None, "xla" if xla else "matmul")
 
 
 def machine_fingerprint():
@@ -367,7 +367,7 @@ def tune(workload, measure=None, inference_seconds=None):
 
     Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within ``CLOSE_RATIO`` of
     the best) with other chunk sizes, found by a hill-climb (``_climb_chunks``), and for inference with its
-    products apart from the transforms. For training, ``inference_seconds`` (the same layer's inference entry) prunes
+    products inside one XLA function too. For training, ``inference_seconds`` (the same layer's inference entry) prunes
     the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
     default ``time_choices`` (tests pass made-up timings).
     """
@@ -380,9 +380,9 @@ def tune(workload, measure=None, inference_seconds=None):
 
 def _pruned_by_inference(workload, candidates, inference_seconds):
     """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
-    ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size it ran fastest with there
-    (within ``_chunk_limit``);
-    none if even that one ran over ``TRAINING_GIVE_UP`` x direct's inference time.
+    ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size (within ``_chunk_limit``) and
+    the products' placement it ran fastest with there; none if even that one ran over ``TRAINING_GIVE_UP`` x
+    direct's inference time.
 
     Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
     The same algorithm computes the forward pass and both gradients, so inference roughly ranks the Winograd
@@ -392,22 +392,22 @@ def _pruned_by_inference(workload, candidates, inference_seconds):
     not rank it in training: at 224x224 64->64, F(6x6) ran 1.6x behind direct in inference and 2.3x ahead in
     training (on an AVX2 CPU with oneDNN), hence the far wider bound there.
     """
-    fastest = {}   # algorithm -> (seconds, chunk)
+    fastest = {}   # algorithm -> (seconds, chunk, products)
     for name, seconds in inference_seconds.items():
         choice = Choice.parse(name)
         if seconds < fastest.get(choice.algorithm, (float("inf"),))[0]:
-            fastest[choice.algorithm] = (seconds, choice.chunk)
+            fastest[choice.algorithm] = (seconds, choice.chunk, choice.products)
     direct = fastest.pop("direct", (float("inf"),))[0]
-    best = min((seconds for seconds, _ in fastest.values()), default=float("inf"))
+    best = min((seconds for seconds, *_ in fastest.values()), default=float("inf"))
     kept = [Choice("direct")]
     if best > TRAINING_GIVE_UP * direct:
         return kept
     for choice in candidates[1:]:
-        seconds, chunk = fastest.get(choice.algorithm, (float("inf"), None))
+        seconds, chunk, products = fastest.get(choice.algorithm, (float("inf"), None, choice.products))
         if seconds <= PRUNE_RATIO * best:
             if chunk is not None:
                 chunk = _largest_divisor(workload.batch, min(chunk, _chunk_limit(workload, choice.algorithm)))
-            kept.append(Choice(choice.algorithm, chunk or choice.chunk))
+            kept.append(Choice(choice.algorithm, chunk or choice.chunk, products))
     return kept
 
 
@@ -430,7 +430,7 @@ def _rounds(workload, measure, inference_seconds=None):
     another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds).
 
     First every algorithm with the rule's chunking; then, if the fastest Winograd is within ``CLOSE_RATIO`` of the
-    best, its chunk size is searched (``_climb_chunks``; for inference with its products apart too, or at batch 1,
+    best, its chunk size is searched (``_climb_chunks``; for inference in the other placement too, or at batch 1,
     with no sizes to climb, ``_products_round``). Training (``inference_seconds`` given) is pruned instead.
     """
     candidates = candidate_algorithms(workload)
@@ -452,16 +452,16 @@ def _rounds(workload, measure, inference_seconds=None):
 
 
 def _products_round(workload, measure, seconds):
-    """The Winograd candidates within ``CLOSE_RATIO`` of the best, each also with its products apart from the
-    transforms (``products="matmul"``), beside direct unless it lost by ``DROP_RATIO``; updates ``seconds``,
-    returns this round's timings (``{}`` if no Winograd candidate was close). One more compilation per close
-    algorithm, not per algorithm: the placement only decides between near equals."""
+    """The Winograd candidates within ``CLOSE_RATIO`` of the best, each also with its products inside one XLA
+    function with the transforms (``products="xla"``), beside direct unless it lost by ``DROP_RATIO``; updates
+    ``seconds``, returns this round's timings (``{}`` if no Winograd candidate was close). One more compilation
+    per close algorithm, not per algorithm: the placement only decides between near equals."""
     best = min(seconds.values())
     close = [Choice.parse(n) for n in seconds if n != "direct" and seconds[n] <= CLOSE_RATIO * best]
     if not close:
         return {}
     others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * best else []
-    result = measure(workload, others + close + [dataclasses.replace(c, products="matmul") for c in close])
+    result = measure(workload, others + close + [dataclasses.replace(c, products="xla") for c in close])
     seconds.update(result)
     return dict(result)
 
@@ -471,9 +471,9 @@ def _climb_chunks(workload, measure, seconds, winner):
     ``seconds``, returns the last round's timings (``{}`` if nothing ran).
 
     The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
-    ``DROP_RATIO``; for inference also the winner with its products apart, ``_products_round``'s question asked
-    here at no extra round); each later round the new best beside the next size in the direction that won, until
-    the best stays (the winner with its products apart winning: its neighbours again, that way). Each chunk size
+    ``DROP_RATIO``; for inference also the winner with its products in one XLA function, ``_products_round``'s
+    question asked here at no extra round); each later round the new best beside the next size in the direction
+    that won, until the best stays (the other placement winning: its neighbours again, that way). Each chunk size
     is another XLA compilation, most of what tuning costs: the search compiles the sizes on its path, not every
     divisor.
     """
@@ -483,8 +483,8 @@ def _climb_chunks(workload, measure, seconds, winner):
         return {}
     current, index = winner, divisors.index(winner.chunk)
     others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[winner.name] else []
-    if workload.pass_name == "inference" and winner.products == "xla":
-        others.append(dataclasses.replace(winner, products="matmul"))
+    if workload.pass_name == "inference" and winner.products == "matmul":
+        others.append(dataclasses.replace(winner, products="xla"))
     in_range = lambda *indices: [i for i in indices if 0 <= i < len(divisors)]  # noqa: E731
     steps, final_round = in_range(index - 1, index + 1), {}
     while steps:
@@ -499,7 +499,7 @@ def _climb_chunks(workload, measure, seconds, winner):
             break
         best = Choice.parse(best)
         new_index = divisors.index(best.chunk)
-        # The same size with the products apart won: its neighbours again; else one more size that way.
+        # The same size with the other placement won: its neighbours again; else one more size that way.
         steps = in_range(index - 1, index + 1) if new_index == index else in_range(2 * new_index - index)
         current, index, others = best, new_index, []
     return final_round

@@ -55,7 +55,7 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
         )
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
-    chunk, products = None, "xla"
+    chunk, products = None, "matmul"
     if algorithm == "auto":
         choice = _auto_choice(name, x, data_format, (kh, kw, dh, dw, padding), n_out, p)
         algorithm, chunk, products = choice.algorithm, choice.chunk, choice.products

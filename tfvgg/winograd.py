@@ -95,12 +95,12 @@ AUTO_MIN_IN_CHANNELS, AUTO_MIN_OUT_CHANNELS, AUTO_MIN_SIZE = 128, 128, 28
 AUTO_MIN_SIZE_PRETRANSFORMED = 14
 
 
-def _filter_matrix(m, dtype, flipped=False):
-    """G (x) G, ``[(m+2)^2, 9]``: row (a, b), column (i, j) holds G[a, i] * G[b, j], so ``U = G g G^T`` of every
-    channel pair is one matrix product with the 9 taps. ``flipped``: the taps in reverse order (the kernel rotated
-    by 180 degrees, as the input gradient needs)."""
-    g = np.array(TRANSFORMS[m]["G"], np.float64)
-    kron = np.kron(g, g)
+def _kron_matrix(name, m, dtype, flipped=False):
+    """``T (x) T`` of the transform matrix ``name`` ("G" or "AT"): row (a, b), column (i, j) holds T[a, i] * T[b, j],
+    so ``T X T^T`` of every tile is one matrix product with its flattened taps. ``flipped``: the columns in reverse
+    order (for G, the kernel rotated by 180 degrees, as the input gradient needs)."""
+    t = np.array(TRANSFORMS[m][name], np.float64)
+    kron = np.kron(t, t)
     return tf.constant(kron[:, ::-1] if flipped else kron, dtype)
 
 
@@ -111,7 +111,7 @@ def transform_filters(kernel, m, flipped=False):
     512 x 512 channels), and it runs outside XLA, so tuning a layer compiles nothing for it.
     """
     c, k = kernel.shape[2], kernel.shape[3]
-    u = tf.matmul(_filter_matrix(m, kernel.dtype, flipped), tf.reshape(kernel, (9, -1)))
+    u = tf.matmul(_kron_matrix("G", m, kernel.dtype, flipped), tf.reshape(kernel, (9, -1)))
     return tf.reshape(u, (-1, c, k))
 
 
@@ -176,7 +176,7 @@ def output_gradient_transform(dy, m):
 def filter_gradient_transform(du, m):
     """The adjoint of ``transform_filters``: ``dL/dU`` ``[(m+2)^2, C, K]`` -> ``dL/dg = G^T dU G``, ``[3, 3, C, K]``."""
     c, k = du.shape[1], du.shape[2]
-    dg = tf.matmul(_filter_matrix(m, du.dtype), tf.reshape(du, (du.shape[0], -1)), transpose_a=True)
+    dg = tf.matmul(_kron_matrix("G", m, du.dtype), tf.reshape(du, (du.shape[0], -1)), transpose_a=True)
     return tf.reshape(dg, (3, 3, c, k))
 
 
@@ -219,18 +219,35 @@ def _output_bias_relu(mm, bias, height, width, m, data_format):
     return _from_nhwc(y, data_format)
 
 
+def _output_tiles(mm, m):
+    """``A^T M A`` of every tile as one matrix product, ``[(m+2)^2, T, K]`` -> ``[m^2, T*K]`` (row (p, q) of every
+    output tile). Outside XLA, TensorFlow's matmul reads M once; XLA's two small contractions copied and transposed
+    it and ran 3-4x slower (batch 8, 56x56 256 -> 256 F(4x4): 32 ms against 7.5 with ``_assemble_bias_relu``)."""
+    return tf.matmul(_kron_matrix("AT", m, mm.dtype), tf.reshape(mm, (mm.shape[0], -1)))
+
+
+def _assemble_bias_relu(y, bias, height, width, m, data_format):
+    """``relu(Y + bias)`` from the output tiles ``[m^2, N*th*tw*K]`` of ``_output_tiles``: ``[N, H, W, K]`` (NHWC)
+    or ``[N, K, H, W]`` (NCHW), cropped to ``height`` x ``width``."""
+    tiles_h, tiles_w, k = _tiles(height, m), _tiles(width, m), bias.shape[0]
+    y = tf.transpose(tf.reshape(y, (m, m, -1, tiles_h, tiles_w, k)), (2, 3, 0, 4, 1, 5))   # [N, th, p, tw, q, K]
+    y = tf.reshape(y, (-1, tiles_h * m, tiles_w * m, k))[:, :height, :width, :]
+    return _from_nhwc(tf.nn.relu(y + bias), data_format)
+
+
 def _forward_call(x, u, bias, m, data_format, products):
-    """``_forward`` on one chunk: one XLA function (``products="xla"``), or (``"matmul"``) the input transform and
-    the output transform as two, with the (m+2)^2 products between them as TensorFlow's batched matmul (oneDNN's
-    kernel where TensorFlow uses oneDNN). Which is faster depends on the shape and the CPU: measured on a 2-core
-    AVX2 CPU, batch 1, 14x14 512 -> 512 F(2x2): 11.7 ms in one function, 8.8 ms apart; 224x224 64 -> 64 F(6x6):
+    """``_forward`` on one chunk: one XLA function (``products="xla"``), or (``"matmul"``) the input transform in
+    XLA, then the (m+2)^2 products and the output transform's contraction (``_output_tiles``) as TensorFlow's
+    matmuls (oneDNN's kernels where TensorFlow uses oneDNN), then tiles to image + bias + ReLU in XLA. Which is
+    faster depends on the shape and the CPU: measured on a 2-core AVX2 CPU, batch 1, 14x14 512 -> 512 F(2x2):
+    11.7 ms in one function, 8.8 ms apart (before the output transform moved out too); 224x224 64 -> 64 F(6x6):
     32.1 against 36.0 ms. ``tfvgg.autotune`` times both."""
     if products == "xla":
         return _xla(_forward, x, u, bias, m=m, data_format=data_format)
     height, width = spatial_dims(x, data_format)
     tiles = _xla(_input_tiles, x, m=m, data_format=data_format)
-    mm = tf.matmul(tiles, tf.cast(u, tiles.dtype))
-    return _xla(_output_bias_relu, mm, bias, height=height, width=width, m=m, data_format=data_format)
+    y = _output_tiles(tf.matmul(tiles, tf.cast(u, tiles.dtype)), m)
+    return _xla(_assemble_bias_relu, y, bias, height=height, width=width, m=m, data_format=data_format)
 
 
 def _input_gradient_filters(kernel, m):
@@ -311,7 +328,7 @@ def _concat(pieces):
 
 
 def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None, chunk=None,
-                   products="xla"):
+                   products="matmul"):
     """``relu(conv3x3(x) + bias)`` by Winograd, forward and backward.
 
     ``algorithm``: "winograd2", "winograd4" or "winograd6". The gradient is a
@@ -323,8 +340,10 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     Batches run in chunks of ``chunk`` images per call (None: ``chunk_sizes``'s
     rule). ``transformed_kernel``: ``transform_filters(kernel, m)`` computed in
     advance, for inference with frozen weights (no gradient then). ``products``:
-    the forward pass's products inside its XLA function ("xla") or apart, as
-    TensorFlow's matmul ("matmul"; ``_forward_call``); the backward pass's stay.
+    the forward pass's products and output contraction as TensorFlow matmuls
+    ("matmul", the default: faster on most layers measured) or inside one XLA
+    function with the transforms ("xla"; ``_forward_call``); the backward
+    pass's stay in XLA.
     """
     if products not in PRODUCTS:
         raise ValueError(f"products must be one of {', '.join(PRODUCTS)}; got {products!r}")
