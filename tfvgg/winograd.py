@@ -7,11 +7,12 @@ U = G g G^T (filters) and Y = A^T [sum over channels of U * V] A, the channel
 sum for each of the (m+2)^2 tile positions is one matrix product, so the whole
 layer is: input transform, one batched matmul, output transform.
 
-The transforms are sums of strided views of the image scaled by the constant
-coefficients below, and small contractions with them; each layer runs as a
-``tf.function(jit_compile=True)`` so XLA fuses them (unfused, their memory traffic costs more than the saved
-multiplications). ``winograd_conv2d`` is differentiable op by op; the layer
-``conv_bias_relu`` has its own Winograd gradient (faster here).
+The input transform is sums of strided views of the image scaled by the constant
+coefficients below, and a small contraction with them, in a ``tf.function(jit_compile=True)`` so XLA fuses them
+(unfused, their memory traffic costs more than the saved multiplications). The output transform A^T M A of every
+tile is one matrix product with A^T (x) A^T (TensorFlow's matmul), and XLA puts the tiles back into an image with
+the bias and ReLU. ``winograd_conv2d`` is differentiable op by op; the layer ``conv_bias_relu`` has its own
+Winograd gradient (faster here).
 
 F(6x6, 3x3) (5.06x fewer multiplications) has no table in the paper; its
 matrices come from the Toom-Cook construction in ``toom_cook_transforms``.
@@ -161,18 +162,6 @@ def output_transform(mm, n, h, w, m):
     return tf.reshape(y, (n, tiles_h * m, tiles_w * m, k))[:, :h, :w, :]
 
 
-def output_gradient_transform(dy, m):
-    """The adjoint of ``output_transform``: NHWC ``dL/dY`` -> ``dL/dM = A dY A^T``, ``[(m+2)^2, N*th*tw, K]``."""
-    at, alpha = tf.constant(TRANSFORMS[m]["AT"], dy.dtype), m + 2
-    _, h, w, k = dy.shape
-    tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
-    padded = tf.pad(dy, ((0, 0), (0, tiles_h * m - h), (0, tiles_w * m - w), (0, 0)))
-    tiles = tf.reshape(padded, (-1, tiles_h, m, tiles_w, m, k))                # [N, th, p, tw, q, K]
-    rows = tf.einsum("pa,nhpwqk->anhwqk", at, tiles)
-    dm = tf.einsum("qb,anhwqk->abnhwk", at, rows)
-    return tf.reshape(dm, (alpha * alpha, -1, k))
-
-
 def filter_gradient_transform(du, m):
     """The adjoint of ``transform_filters``: ``dL/dU`` ``[(m+2)^2, C, K]`` -> ``dL/dg = G^T dU G``, ``[3, 3, C, K]``."""
     c, k = du.shape[1], du.shape[2]
@@ -209,7 +198,8 @@ def _forward(x, u, bias, m, data_format):
 
 
 def _input_tiles(x, m, data_format):
-    """``input_transform`` of NHWC/NCHW ``x``: the first of ``_forward``'s parts when the products run apart."""
+    """``input_transform`` of NHWC/NCHW ``x``: the first of ``_forward``'s parts, and an XLA function of its own when
+    the products run apart."""
     return input_transform(_to_nhwc(x, data_format), m)
 
 
@@ -222,17 +212,26 @@ def _output_bias_relu(mm, bias, height, width, m, data_format):
 def _output_tiles(mm, m):
     """``A^T M A`` of every tile as one matrix product, ``[(m+2)^2, T, K]`` -> ``[m^2, T*K]`` (row (p, q) of every
     output tile). Outside XLA, TensorFlow's matmul reads M once; XLA's two small contractions copied and transposed
-    it and ran 3-4x slower (batch 8, 56x56 256 -> 256 F(4x4): 32 ms against 7.5 with ``_assemble_bias_relu``)."""
+    it and ran 3-4x slower (batch 8, 56x56 256 -> 256 F(4x4): 32 ms against 7.5 with ``_image_bias_relu``)."""
     return tf.matmul(_kron_matrix("AT", m, mm.dtype), tf.reshape(mm, (mm.shape[0], -1)))
 
 
-def _assemble_bias_relu(y, bias, height, width, m, data_format):
-    """``relu(Y + bias)`` from the output tiles ``[m^2, N*th*tw*K]`` of ``_output_tiles``: ``[N, H, W, K]`` (NHWC)
-    or ``[N, K, H, W]`` (NCHW), cropped to ``height`` x ``width``."""
-    tiles_h, tiles_w, k = _tiles(height, m), _tiles(width, m), bias.shape[0]
-    y = tf.transpose(tf.reshape(y, (m, m, -1, tiles_h, tiles_w, k)), (2, 3, 0, 4, 1, 5))   # [N, th, p, tw, q, K]
-    y = tf.reshape(y, (-1, tiles_h * m, tiles_w * m, k))[:, :height, :width, :]
-    return _from_nhwc(tf.nn.relu(y + bias), data_format)
+def _nhwc_image(y, height, width, m, channels):
+    """Output tiles ``[m^2, N*th*tw*channels]`` (row (p, q) of every tile, as ``_output_tiles`` gives them) -> the
+    NHWC image ``[N, height, width, channels]`` (the tiles' padding cropped)."""
+    tiles_h, tiles_w = _tiles(height, m), _tiles(width, m)
+    y = tf.transpose(tf.reshape(y, (m, m, -1, tiles_h, tiles_w, channels)), (2, 3, 0, 4, 1, 5))   # [N,th,p,tw,q,C]
+    return tf.reshape(y, (-1, tiles_h * m, tiles_w * m, channels))[:, :height, :width, :]
+
+
+def _image(y, height, width, m, channels, data_format):
+    """``_nhwc_image`` in ``data_format``."""
+    return _from_nhwc(_nhwc_image(y, height, width, m, channels), data_format)
+
+
+def _image_bias_relu(y, bias, height, width, m, data_format):
+    """``relu(Y + bias)`` in ``data_format`` from the output tiles of ``_output_tiles`` (see ``_nhwc_image``)."""
+    return _from_nhwc(tf.nn.relu(_nhwc_image(y, height, width, m, bias.shape[0]) + bias), data_format)
 
 
 def _forward_call(x, u, bias, m, data_format, products):
@@ -247,7 +246,7 @@ def _forward_call(x, u, bias, m, data_format, products):
     height, width = spatial_dims(x, data_format)
     tiles = _xla(_input_tiles, x, m=m, data_format=data_format)
     y = _output_tiles(tf.matmul(tiles, tf.cast(u, tiles.dtype)), m)
-    return _xla(_assemble_bias_relu, y, bias, height=height, width=width, m=m, data_format=data_format)
+    return _xla(_image_bias_relu, y, bias, height=height, width=width, m=m, data_format=data_format)
 
 
 def _input_gradient_filters(kernel, m):
@@ -256,13 +255,30 @@ def _input_gradient_filters(kernel, m):
     return transform_filters(tf.transpose(kernel, (0, 1, 3, 2)), m, flipped=True)
 
 
-def _backward(x, y, dy, u_flipped, m, data_format):
-    """From dL/dy: dL/dx (Winograd, with ``_input_gradient_filters``), the input tiles ``V`` recomputed from ``x``
-    and dL/dM (for the weight gradient), and dL/dbias."""
-    dz = _to_nhwc(tf.where(y > 0, dy, tf.zeros_like(dy)), data_format)   # through the ReLU
-    dx = winograd_conv2d(dz, None, m, transformed_kernel=u_flipped)
-    tiles = input_transform(_to_nhwc(x, data_format), m)
-    return _from_nhwc(dx, data_format), tiles, output_gradient_transform(dz, m), tf.reduce_sum(dz, axis=(0, 1, 2))
+def _backward_tiles(x, y, dy, m, data_format):
+    """The backward pass's XLA part, from dL/dy: the tiles of dL/dz (z = conv + bias, through the ReLU) for dL/dx
+    ``[(m+2)^2, T, K]``, the input tiles V recomputed from ``x`` ``[(m+2)^2, T, C]``, dL/dz cut into output tiles
+    ``[m^2, T*K]`` (for dL/dM = A dz A^T, ``_backward_call``) and dL/dbias."""
+    dz = _to_nhwc(tf.where(y > 0, dy, tf.zeros_like(dy)), data_format)
+    _, h, w, k = dz.shape
+    tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
+    padded = tf.pad(dz, ((0, 0), (0, tiles_h * m - h), (0, tiles_w * m - w), (0, 0)))
+    out_tiles = tf.transpose(tf.reshape(padded, (-1, tiles_h, m, tiles_w, m, k)), (2, 4, 0, 1, 3, 5))
+    return (input_transform(dz, m), input_transform(_to_nhwc(x, data_format), m),
+            tf.reshape(out_tiles, (m * m, -1)), tf.reduce_sum(dz, axis=(0, 1, 2)))
+
+
+def _backward_call(x, y, dy, u_flipped, m, data_format):
+    """One chunk's backward pass: (dL/dx, V, dL/dM, dL/dbias). Two XLA functions (``_backward_tiles``, then the
+    image of dL/dx) around TensorFlow's matmuls: dL/dx's products and output contraction, and dL/dM = A dz A^T as
+    one product (inside one XLA function these ran 1.05x-1.3x slower in float32, 1.8x in bfloat16: batch 8,
+    28x28 512 -> 512, 2-core Zen 4)."""
+    height, width = spatial_dims(x, data_format)
+    dz_tiles, tiles, dz_out, dbias = _xla(_backward_tiles, x, y, dy, m=m, data_format=data_format)
+    dx = _output_tiles(tf.matmul(dz_tiles, u_flipped), m)
+    dx = _xla(_image, dx, height=height, width=width, m=m, channels=tiles.shape[-1], data_format=data_format)
+    dm = tf.matmul(_kron_matrix("AT", m, dz_out.dtype), dz_out, transpose_a=True)
+    return dx, tiles, tf.reshape(dm, (dm.shape[0], -1, dz_tiles.shape[-1])), dbias
 
 
 _XLA_FUNCTIONS = {}
@@ -343,7 +359,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     the forward pass's products and output contraction as TensorFlow matmuls
     ("matmul", the default: faster on most layers measured) or inside one XLA
     function with the transforms ("xla"; ``_forward_call``); the backward
-    pass's stay in XLA.
+    pass's always run as matmuls (``_backward_call``).
     """
     if products not in PRODUCTS:
         raise ValueError(f"products must be one of {', '.join(PRODUCTS)}; got {products!r}")
@@ -373,8 +389,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
             dxs, du, dbias = [], 0, 0
             for x_piece, y_piece, dy_piece in zip(_split(x, sizes), _split(y, sizes), _split(dy, sizes)):
                 with tf.control_dependencies([du] if tf.is_tensor(du) else []):
-                    dx, tiles, dm, db = _xla(_backward, x_piece, y_piece, dy_piece, u_flipped, m=m,
-                                             data_format=data_format)
+                    dx, tiles, dm, db = _backward_call(x_piece, y_piece, dy_piece, u_flipped, m, data_format)
                 # This sum over the N*th*tw tiles runs as TensorFlow's (oneDNN) batched matmul: XLA's CPU matmul
                 # took 1.6x as long for this shape.
                 du += tf.matmul(tiles, dm, transpose_a=True)          # [alpha^2, C, K]
