@@ -151,6 +151,26 @@ def test_a_corrupt_or_foreign_cache_is_ignored_with_one_warning(cache_path, cont
         assert autotune.Cache(str(cache_path)).get(SMALL)["choice"] == "direct"   # rewritten whole, valid
 
 
+def test_an_unknown_batch_takes_the_layers_pick_at_the_largest_batch_tuned(cache_path, rng, monkeypatch):
+    cache = autotune.current_cache()
+    layer = autotune.Workload(16, 16, 3, 8, None, pass_name="training")
+    for batch, choice in ((2, "direct"), (8, "winograd2/4+xla"), (4, "winograd4/2")):
+        cache.put(dataclasses.replace(layer, batch=batch), {"choice": choice, "seconds": {choice: 1.0},
+                                                            "tuning_seconds": 0.1})
+    cache.put(dataclasses.replace(layer, batch=16, c_out=4), {"choice": "winograd6/8", "seconds": {}})  # another layer
+    monkeypatch.setattr(autotune, "tune", lambda *a: pytest.fail("measured with no batch to measure"))
+    assert autotune.choose(layer, "direct") == autotune.Choice("winograd2", None, "xla")   # batch 8's, rule's chunks
+    assert autotune.choose(dataclasses.replace(layer, pass_name="inference"), "winograd4") == \
+        autotune.Choice("winograd4")                                                     # nothing tuned: the rule
+    images, p = random_images(rng, (3, 16, 16, 3)), tfvgg.ParamStore(seed=1)
+    direct = tfvgg.conv_op(images, "conv", 3, 3, 8, 1, 1, p, algorithm="direct")
+    traced = tf.function(lambda x: tfvgg.conv_op(x, "conv", 3, 3, 8, 1, 1, p, algorithm="auto"),
+                         input_signature=[tf.TensorSpec([None, 16, 16, 3])])
+    graph_ops = {op.type for op in traced.get_concrete_function().graph.get_operations()}
+    assert "Conv2D" not in graph_ops                                                     # Winograd, not direct
+    np.testing.assert_allclose(traced(images).numpy(), direct.numpy(), rtol=0, atol=1e-4 * np.abs(direct).max())
+
+
 def test_tuning_off_follows_the_fixed_rule(monkeypatch):
     monkeypatch.setenv(autotune.ENV_ENABLE, "0")
     monkeypatch.setattr(autotune, "tune", lambda *a: pytest.fail("tuned with tuning off"))

@@ -217,6 +217,16 @@ class Cache:
     def get(self, workload):
         return self.entries.get(workload.key())
 
+    def largest_batch(self, workload):
+        """The entry of ``workload``'s layer (same shape, dtype, layout and pass) tuned at the largest batch, or
+        None: for a graph traced with an unknown batch size."""
+        tuned = {}
+        for key, entry in self.entries.items():
+            batch = key.partition(" batch ")[2].partition(" ")[0]
+            if batch.isdigit() and key == dataclasses.replace(workload, batch=int(batch)).key():
+                tuned[int(batch)] = entry
+        return tuned[max(tuned)] if tuned else None
+
     def put(self, workload, entry):
         merged = {**self._read(warn=False), **self.entries, workload.key(): entry}
         self.entries = merged
@@ -509,14 +519,18 @@ def _climb_chunks(workload, measure, seconds, winner):
 def choose(workload, fallback):
     """The ``Choice`` for ``workload``: from the cache, else measured now (and cached), else ``Choice(fallback)``.
 
-    The fallback (``winograd.choose``'s rule) decides where tuning is off, on GPUs, for unknown shapes, and
-    under a distribution strategy for a workload not tuned before (``tune_network`` first, outside it).
+    The fallback (``winograd.choose``'s rule) decides where tuning is off, on GPUs, for unknown image sizes, and
+    under a distribution strategy for a workload not tuned before (``tune_network`` first, outside it). With an
+    unknown batch size (a graph traced for any batch) the layer's pick at the largest batch tuned is taken, its
+    chunk size left to the rule (nothing is measured: no batch to measure), else the fallback.
     Measuring runs eagerly even while a ``tf.function`` is being traced or a tape records (``_in_fresh_thread``).
     """
-    if None in (workload.batch, workload.height, workload.width) or not enabled() or \
-            tf.config.list_physical_devices("GPU"):
+    if None in (workload.height, workload.width) or not enabled() or tf.config.list_physical_devices("GPU"):
         return Choice(fallback)
     cache = current_cache()
+    if workload.batch is None:
+        entry = cache.largest_batch(workload)
+        return dataclasses.replace(Choice.parse(entry["choice"]), chunk=None) if entry else Choice(fallback)
     entry = cache.get(workload)
     if entry is None:
         if tf.distribute.has_strategy() or not _MEASURING[0]:
