@@ -255,29 +255,31 @@ def _input_gradient_filters(kernel, m):
     return transform_filters(tf.transpose(kernel, (0, 1, 3, 2)), m, flipped=True)
 
 
-def _backward_tiles(x, y, dy, m, data_format):
-    """The backward pass's XLA part, from dL/dy: the tiles of dL/dz (z = conv + bias, through the ReLU) for dL/dx
-    ``[(m+2)^2, T, K]``, the input tiles V recomputed from ``x`` ``[(m+2)^2, T, C]``, dL/dz cut into output tiles
-    ``[m^2, T*K]`` (for dL/dM = A dz A^T, ``_backward_call``) and dL/dbias."""
+def _gradient_tiles(y, dy, m, data_format):
+    """The backward pass's first XLA function, from dL/dy: the tiles of dL/dz (z = conv + bias, through the ReLU)
+    for dL/dx ``[(m+2)^2, T, K]``, dL/dz cut into output tiles ``[m^2, T*K]`` (for dL/dM = A dz A^T) and
+    dL/dbias."""
     dz = _to_nhwc(tf.where(y > 0, dy, tf.zeros_like(dy)), data_format)
     _, h, w, k = dz.shape
     tiles_h, tiles_w = _tiles(h, m), _tiles(w, m)
     padded = tf.pad(dz, ((0, 0), (0, tiles_h * m - h), (0, tiles_w * m - w), (0, 0)))
     out_tiles = tf.transpose(tf.reshape(padded, (-1, tiles_h, m, tiles_w, m, k)), (2, 4, 0, 1, 3, 5))
-    return (input_transform(dz, m), input_transform(_to_nhwc(x, data_format), m),
-            tf.reshape(out_tiles, (m * m, -1)), tf.reduce_sum(dz, axis=(0, 1, 2)))
+    return input_transform(dz, m), tf.reshape(out_tiles, (m * m, -1)), tf.reduce_sum(dz, axis=(0, 1, 2))
 
 
 def _backward_call(x, y, dy, u_flipped, m, data_format):
-    """One chunk's backward pass: (dL/dx, V, dL/dM, dL/dbias). Two XLA functions (``_backward_tiles``, then the
-    image of dL/dx) around TensorFlow's matmuls: dL/dx's products and output contraction, and dL/dM = A dz A^T as
-    one product (inside one XLA function these ran 1.05x-1.3x slower in float32, 1.8x in bfloat16: batch 8,
-    28x28 512 -> 512, 2-core Zen 4)."""
+    """One chunk's backward pass: (dL/dx, the input tiles V recomputed from ``x``, dL/dM, dL/dbias). XLA functions
+    (``_gradient_tiles``, the image of dL/dx, V) around TensorFlow's matmuls: dL/dx's products and output
+    contraction, and dL/dM = A dz A^T as one product (inside one XLA function these ran 1.05x-1.3x slower in
+    float32, 1.8x in bfloat16: batch 8, 28x28 512 -> 512, 2-core Zen 4). V waits for dL/dM, so it is not alive
+    beside the tiles of dL/dz and their products."""
     height, width = spatial_dims(x, data_format)
-    dz_tiles, tiles, dz_out, dbias = _xla(_backward_tiles, x, y, dy, m=m, data_format=data_format)
+    dz_tiles, dz_out, dbias = _xla(_gradient_tiles, y, dy, m=m, data_format=data_format)
     dx = _output_tiles(tf.matmul(dz_tiles, u_flipped), m)
-    dx = _xla(_image, dx, height=height, width=width, m=m, channels=tiles.shape[-1], data_format=data_format)
+    dx = _xla(_image, dx, height=height, width=width, m=m, channels=u_flipped.shape[-1], data_format=data_format)
     dm = tf.matmul(_kron_matrix("AT", m, dz_out.dtype), dz_out, transpose_a=True)
+    with tf.control_dependencies([dm]):
+        tiles = _xla(_input_tiles, x, m=m, data_format=data_format)
     return dx, tiles, tf.reshape(dm, (dm.shape[0], -1, dz_tiles.shape[-1])), dbias
 
 
