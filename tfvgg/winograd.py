@@ -345,6 +345,17 @@ def _concat(pieces):
     return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=0)
 
 
+def _forward_chunks(pieces, u, bias, m, data_format, products):
+    """``_forward_call`` on each chunk in turn, concatenated. Each chunk starts when the previous one is done: the
+    executor would otherwise run every chunk's input transform first and hold all their tiles (measured, VGG-16
+    batch-32 training with the products apart: 1.18x keras's peak RSS)."""
+    outputs = []
+    for piece in pieces:
+        with tf.control_dependencies(outputs[-1:]):
+            outputs.append(_forward_call(piece, u, bias, m, data_format, products))
+    return _concat(outputs)
+
+
 def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None, chunk=None,
                    products="matmul"):
     """``relu(conv3x3(x) + bias)`` by Winograd, forward and backward.
@@ -371,7 +382,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
     sizes = chunk_sizes(x.shape, c_out, m, data_format, x.dtype.size, chunk)
     if transformed_kernel is not None:
         u = tf.convert_to_tensor(transformed_kernel)
-        return _concat([_forward_call(piece, u, bias, m, data_format, products) for piece in _split(x, sizes)])
+        return _forward_chunks(_split(x, sizes), u, bias, m, data_format, products)
 
     @tf.custom_gradient
     def fused(x, kernel, bias):
@@ -379,7 +390,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
         # transform then and hold them all until their layers run (38 MiB per 512 -> 512 layer in F(4x4)).
         with tf.control_dependencies([x]):
             u = transform_filters(kernel, m)   # once per call, for every chunk
-        y = _concat([_forward_call(piece, u, bias, m, data_format, products) for piece in _split(x, sizes)])
+        y = _forward_chunks(_split(x, sizes), u, bias, m, data_format, products)
 
         def gradient(dy):
             # Only x and y are kept from the forward pass (the layers before and after hold them anyway); the
