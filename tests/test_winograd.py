@@ -188,6 +188,28 @@ def test_products_inside_one_xla_function_give_the_same_values_and_gradients(rng
         winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format, u, products="gpu")
 
 
+def test_chunks_run_in_turn_forward_and_backward(rng):
+    """Each chunk's input transform waits (forward: for the previous chunk's output; backward: for its own dL/dM),
+    so one chunk's tiles are alive at a time; unordered, the executor may start every chunk's transform at once."""
+    x = tf.Variable(random_images(rng, (3, 8, 8, 4)))
+    kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 4))), tf.Variable(random_images(rng, (4,)))
+
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(winograd.conv_bias_relu(x, kernel, bias, "winograd2", chunk=1))
+        return tape.gradient(loss, [x, kernel])
+
+    graph = tf.function(step).get_concrete_function().graph
+    input_tiles = {f.get_concrete_function(tf.TensorSpec(key[2][0][0], key[2][0][1])).name.decode()
+                   for key, f in winograd._XLA_FUNCTIONS.items() if key[0] is winograd._input_tiles}
+    transforms = [op for op in graph.get_operations()
+                  if op.type in ("StatefulPartitionedCall", "PartitionedCall") and
+                  op.get_attr("f").name in input_tiles]
+    assert len(transforms) == 6                                                  # 3 chunks, forward and backward
+    # Forward: every chunk but the first waits for the one before; backward: every chunk's V waits for its dL/dM.
+    assert sum(1 for op in transforms if op.control_inputs) == 2 + 3
+
+
 def test_gradients_with_an_unknown_batch_size(rng):
     x = tf.constant(random_images(rng, (3, 10, 9, 4)))
     kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 5))), tf.Variable(random_images(rng, (5,)))
