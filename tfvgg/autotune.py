@@ -88,7 +88,7 @@ class Choice:
     pass's products run (``winograd.PRODUCTS``: "matmul" apart from the transforms, or "xla" with them)."""
     algorithm: str
     chunk: int = None
-    products: str = "matmul"
+    products: str = winograd.DEFAULT_PRODUCTS
 
     @property
     def name(self):

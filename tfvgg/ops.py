@@ -55,10 +55,9 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
         )
     kernel = p.get_or_create(f"{name}/w", (kh, kw, n_in, n_out), kernel_init or GlorotUniform())
     bias = p.get_or_create(f"{name}/b", (n_out,), Constant(bias_init))
-    chunk, products = None, "matmul"
-    if algorithm == "auto":
-        choice = _auto_choice(name, x, data_format, (kh, kw, dh, dw, padding), n_out, p)
-        algorithm, chunk, products = choice.algorithm, choice.chunk, choice.products
+    choice = _auto_choice(name, x, data_format, (kh, kw, dh, dw, padding), n_out, p) if algorithm == "auto" \
+        else autotune.Choice(algorithm)
+    algorithm = choice.algorithm
     if algorithm != "direct":
         if not winograd.supports(kh, kw, dh, dw, padding):
             raise ValueError(f"{name}: {algorithm} computes 3x3 stride-1 SAME convolutions only; this layer is "
@@ -69,7 +68,8 @@ def conv_op(input_op, name, kh, kw, n_out, dh, dw, p, *, padding="SAME", data_fo
             raise ValueError(f"{name}: {e}") from None
         transformed = p.transformed_filters(name, algorithm)   # kept by ParamStore.inference_copy, or None
         return winograd.conv_bias_relu(x, _cast(kernel, x.dtype), _cast(bias, x.dtype), algorithm, data_format,
-                                       None if transformed is None else _cast(transformed, x.dtype), chunk, products)
+                                       None if transformed is None else _cast(transformed, x.dtype), choice.chunk,
+                                       choice.products)
     y = tf.nn.conv2d(x, _cast(kernel, x.dtype), _strides(dh, dw, data_format), padding,
                      data_format=data_format, name=name)
     y = tf.nn.bias_add(y, _cast(bias, x.dtype), data_format=data_format)

@@ -85,6 +85,7 @@ def toom_cook_transforms(m, points, r=3):
 TRANSFORMS[6] = toom_cook_transforms(6, (0, 1, -1, 2, -2, fractions.Fraction(1, 2), fractions.Fraction(-1, 2)))
 ALGORITHMS = {"winograd2": 2, "winograd4": 4, "winograd6": 6}
 PRODUCTS = ("xla", "matmul")   # where a layer's (m+2)^2 batched products run: see _forward_call
+DEFAULT_PRODUCTS = "matmul"    # faster than "xla" in every VGG-16 layer measured (Zen 4, batch 8: measurements.md)
 # choose()'s thresholds, from the per-layer table in BUILD.md (batch 8, fp32, 2-core AVX-512 CPU; Winograd input
 # and weight gradients, batches in cache-sized chunks). Filters transformed on every call (training, or inference
 # without an inference copy): F(4x4) beat direct in the forward and the forward-backward pass from 128 -> 128
@@ -357,7 +358,7 @@ def _forward_chunks(pieces, u, bias, m, data_format, products):
 
 
 def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_kernel=None, chunk=None,
-                   products="matmul"):
+                   products=DEFAULT_PRODUCTS):
     """``relu(conv3x3(x) + bias)`` by Winograd, forward and backward.
 
     ``algorithm``: "winograd2", "winograd4" or "winograd6". The gradient is a
