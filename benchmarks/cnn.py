@@ -35,6 +35,7 @@ class BenchmarkConfig:
     model: str = option(cli.MODEL, "D")
     batch_size: int = option(FlagSpec("integer", "Images per batch (the global batch under a strategy).",
                                       lower=1), 32)
+    micro_batch_size: int = option(cli.MICRO_BATCH_SIZE, 0)
     num_batches: int = option(FlagSpec("integer", f"Timed batches (default {GPU_BATCHES} on GPU, {CPU_BATCHES} "
                                                   "on CPU).", lower=1), None)
     num_warmup_batches: int = option(FlagSpec("integer", f"Untimed batches first (default {GPU_WARMUP} on GPU, "
@@ -104,7 +105,7 @@ def resolve_workload(cfg):
         model=net.name, batch_size=cfg.batch_size, image_size=image_size, channels=channels,
         num_classes=model_summary.num_classes, data_format=data_format,
         precision=cfg.precision, xla=cfg.xla, device="/GPU:0" if on_gpu else "/CPU:0",
-        conv_algorithm=cfg.conv_algorithm)
+        conv_algorithm=cfg.conv_algorithm, micro_batch_size=cfg.micro_batch_size)
     counts = {
         "num_batches": cfg.num_batches or (GPU_BATCHES if on_gpu else CPU_BATCHES),
         "num_warmup_batches": cfg.num_warmup_batches if cfg.num_warmup_batches is not None
@@ -129,7 +130,8 @@ def check_memory(workload, model_summary, passes, peers, strategy):
     else:
         extras.update({f"{peer} weights": weights for peer in peers})
     return memory.check_fits(model_summary, workload.batch_size * local // replicas, passes, workload.dtype,
-                             workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras)
+                             workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras,
+                             micro_batch_size=workload.micro_batch_size // replicas)
 
 
 def check_data_dir(data_dir, strategy):

@@ -18,6 +18,7 @@ import tfvgg
 from tfvgg import autotune, configs
 from tfvgg.optimizers import SGD
 from tfvgg.precision import compute_dtype
+from tfvgg.steps import summed_gradients
 
 PASSES = ("forward", "forward_backward", "train")
 LEARNING_RATE = 1e-6      # tiny: train steps must not blow random weights up mid-benchmark
@@ -41,6 +42,7 @@ class Workload:
     xla: bool = False
     device: str = "/CPU:0"
     conv_algorithm: str = "direct"   # tfvgg only: direct, winograd2, winograd4, auto
+    micro_batch_size: int = 0        # tfvgg only: gradients in micro-batches of this many images (0: all at once)
 
     @property
     def dtype(self):
@@ -95,11 +97,12 @@ def tfvgg_passes(w, passes=PASSES, strategy=None, inputs=None):
         if "forward" in passes and (w.dtype != tf.float32 or w.conv_algorithm != "direct"):   # a copy costs memory
             inference_store = p.inference_copy(w.dtype, winograd=_inference_algorithms(w, replicas))
 
+    def loss_fn(x, _):
+        loss = tf.nn.l2_loss(network(x, 0.5)[2])
+        return [loss * FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else loss, loss]
+
     def gradients(x):
-        with tf.GradientTape() as tape:
-            loss = tf.nn.l2_loss(network(x, 0.5)[2])
-            scaled = loss * FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else loss
-        grads = tape.gradient(scaled, p.params)
+        (_, loss), grads = summed_gradients(loss_fn, [x], p.params, w.micro_batch_size // replicas)
         check_gradients(grads, p.names)
         grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
         if w.precision == "fp16":

@@ -92,8 +92,9 @@ def bf16_hint(workload, fp32_peak, probe_size, print_fn=print):
 
 def out_of_memory(device, when, batch_size):
     """The one-line error of a run that ran out of memory ``when`` ("during forward", ...)."""
-    return (f"out of memory on {device} {when} with --batch_size={batch_size}; try "
-            f"--batch_size={max(1, batch_size // 2)} or --precision=bf16/fp16")
+    half = max(1, batch_size // 2)
+    return (f"out of memory on {device} {when} with --batch_size={batch_size}; try --batch_size={half}, "
+            f"--micro_batch_size={half} (gradients) or --precision=bf16/fp16")
 
 
 def tune_convolutions(workload, passes, replicas=1, print_fn=print, budget_seconds=None):
@@ -109,13 +110,17 @@ def tune_convolutions(workload, passes, replicas=1, print_fn=print, budget_secon
                else f"tuning is off ({autotune.ENV_ENABLE}=0)")
         print_fn(f"auto: winograd.choose's fixed rule decides; {why}")
         return {"enabled": False, "why": why}
-    batch = workload.batch_size // replicas
+    batch, micro = workload.batch_size // replicas, workload.micro_batch_size // replicas
+    # training's convolutions see one micro-batch at a time
+    batches = {TUNED_PASS[p]: micro if TUNED_PASS[p] == "training" and 0 < micro < batch else batch for p in passes}
     cache = autotune.current_cache()
-    print_fn(f"Tuning auto's convolutions for batch {batch} (cache: {cache.path}) ...")
-    start = time.perf_counter()
-    rows = autotune.tune_network(workload.model, batch, workload.dtype, workload.data_format,
-                                 sorted({TUNED_PASS[p] for p in passes}), workload.image_size, print_fn,
-                                 budget_seconds)
+    print_fn(f"Tuning auto's convolutions for {', '.join(f'{p} at batch {b}' for p, b in sorted(batches.items()))} "
+             f"(cache: {cache.path}) ...")
+    start, rows = time.perf_counter(), []
+    for pass_name, pass_batch in sorted(batches.items()):   # inference first: training reuses its timings
+        left = None if budget_seconds is None else max(budget_seconds - (time.perf_counter() - start), 1e-9)
+        rows += autotune.tune_network(workload.model, pass_batch, workload.dtype, workload.data_format, [pass_name],
+                                      workload.image_size, print_fn, left)
     seconds = time.perf_counter() - start
     tuned = sum(row["tuned"] and not row["reused"] for row in rows)
     reused = sum(row["reused"] for row in rows)

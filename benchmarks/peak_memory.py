@@ -41,7 +41,8 @@ def main(argv):
     cli.no_positional_arguments(argv)
     net = get_network(FLAGS.model)
     w = contestants.Workload(model=net.name, batch_size=FLAGS.batch_size, image_size=net.input_shape[0],
-                             channels=net.input_shape[2], num_classes=net.num_classes, precision=FLAGS.precision)
+                             channels=net.input_shape[2], num_classes=net.num_classes, precision=FLAGS.precision,
+                             micro_batch_size=FLAGS.micro_batch_size)
     pass_name = cnn.PASS_FLAG_VALUES[FLAGS["pass"].value]
     if FLAGS.child:   # one contestant, in this process: print one JSON line for the parent
         name, algorithm = FLAGS.child.split(":")
@@ -66,6 +67,7 @@ def main(argv):
 def define_flags():
     cli.MODEL.define("model", "D")
     cli.BATCH_SIZE.define("batch_size", 32)
+    cli.MICRO_BATCH_SIZE.define("micro_batch_size", 0)   # tfvgg's contestants only
     cli.PRECISION.define("precision", "fp32")
     FlagSpec("enum", "The pass each process runs.", tuple(cnn.PASS_FLAG_VALUES)).define("pass", "forward-backward")
     FlagSpec("integer", "Batches each process runs (the first compiles).", lower=1).define("num_batches", 2)

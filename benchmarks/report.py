@@ -31,7 +31,8 @@ def header_lines(workload, model_summary, device_name, tf_version, cpu=None):
     lines = [f"tfvgg benchmark: {model_summary.description or model_summary.network}, TensorFlow {tf_version}",
              f"  device {w.device.lstrip('/')} ({device_name}); batch {w.batch_size}; image {w.image_size}x"
              f"{w.image_size}x{w.channels}; {w.data_format}; {w.precision}; XLA {'on' if w.xla else 'off'}; "
-             f"convolutions {w.conv_algorithm}",
+             f"convolutions {w.conv_algorithm}"
+             + (f"; gradients in micro-batches of {w.micro_batch_size}" if w.micro_batch_size else ""),
              *([cpu_features_line(cpu)] if cpu else []),
              f"  {model_summary.total_params:,} parameters; {model_summary.total_mult_adds / 1e9:.2f} G multiply-adds "
              f"per image forward (forward-backward counted as 3x)"]

@@ -1,4 +1,5 @@
 """The benchmark: statistics on a fake clock, flag errors, tiny end-to-end runs of every pass and precision."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -130,6 +131,12 @@ def test_tiny_run_of_every_pass_with_both_peers(precision):
             assert entry["ratio"] == pytest.approx(results[pass_name]["images_per_sec"] / entry["images_per_sec"])
     assert results["skipped"] == {}
     assert results["peak_tflops"] > 0
+
+
+def test_tiny_run_in_micro_batches():
+    w = dataclasses.replace(tiny(model="lenet", image_size=28), batch_size=5, micro_batch_size=2)
+    results = run_tiny(w, ["forward_backward", "train"])
+    assert PASS_FIELDS <= set(results["forward_backward"]) and PASS_FIELDS <= set(results["train"])
 
 
 @pytest.mark.skipif(not nchw_supported(), reason="this TensorFlow has no NCHW conv/pool kernel on this CPU")

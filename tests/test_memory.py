@@ -76,6 +76,35 @@ def test_largest_batch_round_trips(vgg16, pass_name, batch):
         assert memory.largest_batch(vgg16, pass_name, tf.float32, needed - 1, "winograd4") == batch - 1
 
 
+def test_micro_batches_hold_one_micro_batch_of_activations(vgg16):
+    whole = dict(memory.estimate_bytes(vgg16, 32, "train", tf.float32).parts())
+    micro = memory.estimate_bytes(vgg16, 32, "train", tf.float32, micro_batch_size=4)
+    parts = dict(micro.parts())
+    assert parts["activations"] * 8 == whole["activations"]
+    assert parts["gradient sums"] == whole["gradients"] == vgg16.total_params * 4
+    assert parts["images"] == 32 * 2 * 224 * 224 * 3 * 4   # the batch as fed and stacked by micro-batch
+    assert micro.total < sum(whole.values())
+    # nothing is split by a micro-batch no smaller than the batch, nor in the forward pass
+    assert total(vgg16, 32, micro_batch_size=32) == total(vgg16, 32)
+    assert total(vgg16, 32, "forward", micro_batch_size=4) == total(vgg16, 32, "forward")
+
+
+@pytest.mark.parametrize("micro", [1, 4, 16])
+def test_largest_batch_and_micro_batch_round_trip(vgg16, micro):
+    available = total(vgg16, 48, micro_batch_size=micro)
+    assert memory.largest_micro_batch(vgg16, 48, "forward_backward", tf.float32, available) == micro
+    assert memory.largest_micro_batch(vgg16, 48, "forward_backward", tf.float32, available - 1) == micro - 1
+    assert memory.largest_batch(vgg16, "forward_backward", tf.float32, available, micro_batch_size=micro) == 48
+
+
+def test_check_fits_suggests_micro_batches(vgg16):
+    available = total(vgg16, 40, micro_batch_size=6)   # the forward pass (not split) fits
+    with pytest.raises(memory.InsufficientMemory, match="; this batch fits in micro-batches of up to about 6 images$"):
+        memory.check_fits(vgg16, 40, ["forward", "forward_backward"], tf.float32, available=available)
+    memory.check_fits(vgg16, 40, ["forward", "forward_backward"], tf.float32, available=available,
+                      micro_batch_size=6)
+
+
 def test_check_fits_passes_what_fits(vgg16):
     estimate = memory.check_fits(vgg16, 8, ["forward", "forward_backward"], tf.float32, available=100 * GIB)
     assert estimate.pass_name == "forward_backward" and estimate.total < 100 * GIB
@@ -186,7 +215,7 @@ def test_out_of_memory_while_building_is_one_line(monkeypatch):
                                 {"num_batches": 1, "num_warmup_batches": 1}, ["forward"], [], display_every=1,
                                 print_fn=lambda *_: None, probe_size=64)
     assert out["error"] == ("out of memory on CPU:0 while building the contestants with --batch_size=4; "
-                            "try --batch_size=2 or --precision=bf16/fp16")
+                            "try --batch_size=2, --micro_batch_size=2 (gradients) or --precision=bf16/fp16")
     assert "forward" not in out
 
 

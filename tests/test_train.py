@@ -190,3 +190,18 @@ def test_winograd_training_follows_the_direct_one(tmp_path):
         assert np.linalg.norm(step_winograd - step_direct) < 0.01 * np.linalg.norm(step_direct), v.name
     with pytest.raises(ValueError, match="conv_algorithm must be one of"):
         train(quick(tmp_path / "bad", conv_algorithm="fft"))
+
+
+def test_micro_batches_train_as_the_whole_batch(tmp_path):
+    """Batch 20 as micro-batches of 7, 7 and 6 (no dropout): the same losses and weights as all 20 at once."""
+    weights = {}
+    for micro in (0, 7):
+        cfg = quick(tmp_path / str(micro), epochs=1, train_subset=100, keep_prob=1.0, optimizer="sgd",
+                    learning_rate=0.05, micro_batch_size=micro)
+        final = train(cfg, print_fn=lambda *_: None)
+        p = tfvgg.ParamStore()
+        tfvgg.Checkpointer(p, str(tmp_path / str(micro) / "checkpoints")).restore()
+        weights[micro] = (final["train_loss"], [v.numpy() for v in p.params])
+    assert weights[7][0] == pytest.approx(weights[0][0], rel=1e-4)
+    for micro_batched, whole in zip(weights[7][1], weights[0][1]):
+        np.testing.assert_allclose(micro_batched, whole, rtol=1e-3, atol=1e-5)

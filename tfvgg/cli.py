@@ -70,6 +70,10 @@ MODEL = FlagSpec("enum", "Network: A, A-LRN, B, C, D, E (= vgg11, vgg13, vgg16, 
 IMAGE_SIZE = FlagSpec("integer", "Image height and width in pixels; images are resized to it (unset: the network's "
                       "own, 224 for VGG).", lower=1)
 BATCH_SIZE = FlagSpec("integer", "Images per step (the global batch under a strategy).", lower=1)
+MICRO_BATCH_SIZE = FlagSpec("integer", "Gradients in micro-batches of this many images (per replica), one at a "
+                                       "time and summed: the same step in the activation memory of the micro-batch, "
+                                       "for a batch that otherwise does not fit (0 = the whole batch at once).",
+                            lower=0)
 NUM_CLASSES = FlagSpec("integer", "Width of the last layer (default: the network's).", lower=1)
 PRECISION = FlagSpec("enum", "Compute precision: fp32, or bf16 / fp16 with float32 variables (mixed precision; "
                      "fp16 scales the loss).", tuple(PRECISIONS))

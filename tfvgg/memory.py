@@ -67,9 +67,10 @@ class Estimate:
     """Peak bytes of one pass, in parts.
 
     ``fixed``: held all run (runtime, parameters); ``pass_fixed``: held during the pass whatever the batch
-    (gradients, optimizer slots); ``per_image``: bytes per image of the batch; ``initialization``: the
-    transient of creating the variables, before any pass, so the peak counts it or the pass, not both.
-    Each part is a tuple of (label, bytes).
+    (gradients, optimizer slots); ``per_image``: bytes per image the pass holds at once (of the whole batch,
+    or of one micro-batch of ``micro_batch_size``); ``per_batch_image``: bytes per image of the whole batch
+    held besides when it runs in micro-batches; ``initialization``: the transient of creating the variables,
+    before any pass, so the peak counts it or the pass, not both. Each part is a tuple of (label, bytes).
     """
     pass_name: str
     batch_size: int
@@ -77,11 +78,19 @@ class Estimate:
     pass_fixed: tuple
     per_image: tuple
     initialization: int
+    micro_batch_size: int = 0
+    per_batch_image: tuple = ()
+
+    @property
+    def images_at_once(self):
+        """Images whose activations are alive together: the batch, or one micro-batch."""
+        return min(self.batch_size, self.micro_batch_size or self.batch_size)
 
     @property
     def working_set(self):
         """Bytes the pass adds to the fixed parts at this batch."""
-        return _sum(self.pass_fixed) + self.batch_size * _sum(self.per_image)
+        return (_sum(self.pass_fixed) + self.images_at_once * _sum(self.per_image)
+                + self.batch_size * _sum(self.per_batch_image))
 
     @property
     def total(self):
@@ -92,7 +101,8 @@ class Estimate:
         """[(label, bytes)] that add up to ``total``."""
         if self.initialization > self.working_set:
             return [*self.fixed, ("creating the variables", self.initialization)]
-        return [*self.fixed, *self.pass_fixed, *((label, b * self.batch_size) for label, b in self.per_image)]
+        return [*self.fixed, *self.pass_fixed, *((label, b * self.images_at_once) for label, b in self.per_image),
+                *((label, b * self.batch_size) for label, b in self.per_batch_image)]
 
 
 def _sum(parts):
@@ -164,12 +174,14 @@ def _activation_elements(summary, pass_name):
 
 
 def estimate_bytes(summary, batch_size, pass_name, dtype, conv_algorithm="direct", *, optimizer_slots=1,
-                   replicas=1, extras=None):
+                   replicas=1, extras=None, micro_batch_size=0):
     """An ``Estimate`` of the peak bytes one ``pass_name`` ("forward", "forward_backward", "train") needs.
 
     ``summary``: ``tfvgg.summary(...)``; ``batch_size``: images in this process; ``dtype``: the compute dtype;
     ``optimizer_slots``: slot variables per parameter (SGD with momentum 1, Adam 2); ``replicas``: copies of the
-    variables in this process; ``extras``: ``{label: bytes}`` the caller holds besides (kept all run).
+    variables in this process; ``extras``: ``{label: bytes}`` the caller holds besides (kept all run);
+    ``micro_batch_size``: gradients computed in micro-batches of this many images (``steps.summed_gradients``;
+    0: the whole batch at once; the forward pass is not split).
     """
     if pass_name not in PASSES:
         raise ValueError(f"pass_name must be one of {', '.join(PASSES)}; got {pass_name!r}")
@@ -190,19 +202,44 @@ def estimate_bytes(summary, batch_size, pass_name, dtype, conv_algorithm="direct
         per_image.append(("largest gradient", gradient * itemsize))
     tile_fixed, tile_per_image = _winograd_parts(summary, pass_name, dtype, conv_algorithm)
     largest_variable = max((math.prod(r.kernel_shape) for r in summary.rows if r.kernel_shape), default=0)
+    micro = micro_batch_size if pass_name != "forward" and 0 < micro_batch_size < batch_size else 0
+    per_batch_image = []
+    if micro:   # the gradients' running sums; the batch's images twice (as fed, and stacked by micro-batch)
+        pass_fixed.append(("gradient sums", weights))
+        per_batch_image.append(("images", 2 * math.prod(summary.input_shape) * PARAMETER_BYTES))
     return Estimate(pass_name, batch_size, tuple(fixed + tile_fixed), tuple(pass_fixed),
                     tuple(per_image + tile_per_image),
-                    INITIALIZATION_COPIES * largest_variable * PARAMETER_BYTES)
+                    INITIALIZATION_COPIES * largest_variable * PARAMETER_BYTES, micro, tuple(per_batch_image))
 
 
-def largest_batch(summary, pass_name, dtype, available, conv_algorithm="direct", **options):
+def largest_batch(summary, pass_name, dtype, available, conv_algorithm="direct", *, micro_batch_size=0,
+                  **options):
     """The largest batch whose estimate fits in ``available`` bytes (0 if not even one image); the estimate is
-    linear in the batch. ``options``: as ``estimate_bytes``'s."""
+    linear in the batch up to ``micro_batch_size``, and beyond it. ``options``: as ``estimate_bytes``'s."""
     e = estimate_bytes(summary, 1, pass_name, dtype, conv_algorithm, **options)
     room = available - _sum(e.fixed)
     if room < e.initialization:
         return 0
-    return max(0, int((room - _sum(e.pass_fixed)) // _sum(e.per_image)))
+    whole = max(0, int((room - _sum(e.pass_fixed)) // _sum(e.per_image)))
+    if not micro_batch_size or pass_name == "forward" or whole <= micro_batch_size:
+        return whole
+    e = estimate_bytes(summary, micro_batch_size + 1, pass_name, dtype, conv_algorithm,
+                       micro_batch_size=micro_batch_size, **options)
+    left = room - _sum(e.pass_fixed) - micro_batch_size * _sum(e.per_image)
+    return max(micro_batch_size, int(left // _sum(e.per_batch_image)))
+
+
+def largest_micro_batch(summary, batch_size, pass_name, dtype, available, conv_algorithm="direct", **options):
+    """The largest micro-batch whose estimate at ``batch_size`` fits in ``available`` bytes, below the batch
+    (0: none; the forward pass is not split). ``options``: as ``estimate_bytes``'s."""
+    if pass_name == "forward" or batch_size < 2:
+        return 0
+    options.pop("micro_batch_size", None)
+    e = estimate_bytes(summary, batch_size, pass_name, dtype, conv_algorithm, micro_batch_size=1, **options)
+    if available < _sum(e.fixed) + e.initialization:
+        return 0
+    left = available - _sum(e.fixed) - _sum(e.pass_fixed) - batch_size * _sum(e.per_batch_image)
+    return max(0, min(batch_size - 1, int(left // _sum(e.per_image))))
 
 
 def format_bytes(n):
@@ -224,10 +261,15 @@ def check_fits(summary, batch_size, pass_names, dtype, conv_algorithm="direct", 
     fits = min(largest_batch(summary, p, dtype, available, conv_algorithm, **options) for p in pass_names)
     parts = ", ".join(f"{label} {format_bytes(b)}" for label, b in worst.parts() if b)
     network = summary.description.split(",")[0] or summary.network
+    split = [p for p in pass_names if p != "forward"]   # a forward pass too large is not split
+    whole_fit = all(e.total <= available for e in estimates if e.pass_name == "forward")
+    micro = min((largest_micro_batch(summary, batch_size, p, dtype, available, conv_algorithm, **options)
+                 for p in split), default=0) if whole_fit else 0
     raise InsufficientMemory(
         f"{network} {PASS_TITLES[worst.pass_name]} at batch {batch_size} needs about {format_bytes(worst.total)} "
         f"(estimate: {parts}); {format_bytes(available)} available; "
-        + (f"the largest batch that fits is about {fits:,}" if fits else "even batch 1 does not fit"))
+        + (f"the largest batch that fits is about {fits:,}" if fits else "even batch 1 does not fit")
+        + (f"; this batch fits in micro-batches of up to about {micro:,} images" if micro else ""))
 
 
 def _read_int(path):

@@ -4,6 +4,8 @@
 every replica of a ``tf.distribute`` strategy (one device by default): each
 replica's gradients are summed, one update is applied to every copy of the
 variables, and a step whose loss or gradients are not finite changes nothing.
+``summed_gradients`` runs a batch as micro-batches, one after another, for a
+batch whose activations would not fit at once.
 """
 import numpy as np
 import tensorflow as tf
@@ -67,12 +69,64 @@ def network_fn(p, net_name, num_classes, dtype, conv_algorithm):
     return logits
 
 
-def make_train_step(strategy, p, logits_fn, optimizer, state, keep_prob, seed, loss_scale=None):
+def summed_gradients(loss_fn, inputs, variables, micro_batch_size=0):
+    """(sums, gradients): ``loss_fn`` over ``inputs`` in micro-batches of ``micro_batch_size`` images, run one
+    after another, their results and their gradients w.r.t. ``variables`` summed.
+
+    ``loss_fn(*slices, index) -> [loss, *extras]``: a scalar to differentiate and tensors to sum, computed from
+    slices of ``inputs`` (tensors split along axis 0); ``index`` numbers the slice (int32 scalar, 0 for the whole
+    batch). ``micro_batch_size`` 0, or no smaller than the batch: the whole batch as one slice. Otherwise only
+    one micro-batch's activations are alive at a time (a while loop, one iteration in flight) for one more copy
+    of the gradients, their sums. Where the loss sums over images (no batch statistics in these networks) the
+    micro-batches give the whole batch's gradient; dropout masks may depend on ``index``. ValueError if a
+    variable gets no gradient.
+    """
+    def run(index, *slices):
+        with tf.GradientTape() as tape:
+            loss, *extras = loss_fn(*slices, index)
+        grads = tape.gradient(loss, variables)
+        missing = [v.name for v, g in zip(variables, grads) if g is None]
+        if missing or not grads:   # a step that updates nothing, or times nothing, is a bug in the caller
+            raise ValueError(f"the loss has no gradient w.r.t. {', '.join(missing) or 'any variable (none given)'}")
+        return [loss, *extras], [tf.convert_to_tensor(g) for g in grads]
+
+    size, batch = micro_batch_size, inputs[0].shape[0]
+    if not size or (batch is not None and batch <= size):
+        return run(tf.constant(0), *inputs)
+    n = tf.shape(inputs[0])[0]
+    count = n // size
+    # [count, size, ...]: each micro-batch keeps a static batch dimension (tuned convolutions apply)
+    stacked = [tf.reshape(x[:count * size], [-1, size, *x.shape[1:]]) for x in inputs]
+
+    def add_after(totals, index, slices):
+        """``totals`` plus the micro-batch ``slices``, which starts once ``totals`` exist: one at a time."""
+        with tf.control_dependencies(tf.nest.flatten(totals)):
+            step = run(index, *[tf.identity(x) for x in slices])
+        return tf.nest.map_structure(tf.add, totals, step)
+
+    def in_micro_batches():
+        first = run(tf.constant(0), *[x[0] for x in stacked])
+        _, totals = tf.while_loop(lambda i, _: i < count,
+                                  lambda i, totals: (i + 1, add_after(totals, i, [x[i] for x in stacked])),
+                                  (tf.constant(1), first), parallel_iterations=1)
+        rest = [x[count * size:] for x in inputs]
+        if batch is not None:
+            return add_after(totals, count, rest) if batch % size else totals
+        return tf.cond(n > count * size, lambda: add_after(totals, count, rest), lambda: totals)
+
+    if batch is not None:
+        return in_micro_batches()
+    return tf.cond(count > 0, in_micro_batches, lambda: run(tf.constant(0), *inputs))
+
+
+def make_train_step(strategy, p, logits_fn, optimizer, state, keep_prob, seed, loss_scale=None,
+                    micro_batch_size=0):
     """``step(images, labels) -> (mean loss, images in the step)``, a ``tf.function`` over the strategy's replicas.
 
     Dropout is stateless, seeded by (``seed``, global step x replicas + replica), so a resumed run drops the
     same units. With ``loss_scale`` (float16) the loss is scaled before differentiation and overflowing steps
-    are skipped.
+    are skipped. ``micro_batch_size``: each replica's batch runs in micro-batches of that many images, one at a
+    time (``summed_gradients``; each micro-batch's dropout seed folds in its number); 0: all at once.
     """
     replicas = strategy.num_replicas_in_sync
 
@@ -81,17 +135,23 @@ def make_train_step(strategy, p, logits_fn, optimizer, state, keep_prob, seed, l
         dropout_seed = tf.stack([tf.constant(seed, tf.int64),
                                  state.step * replicas + tf.cast(ctx.replica_id_in_sync_group, tf.int64)])
         count = ctx.all_reduce("sum", tf.cast(tf.shape(labels)[0], tf.float32))
-        with tf.GradientTape() as tape:
-            logits = logits_fn(images, keep_prob, dropout_seed)
-            loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+
+        def loss_fn(images_, labels_, index):
+            logits = logits_fn(images_, keep_prob,
+                               tf.random.fold_in(dropout_seed, index) if micro_batch_size else dropout_seed)
+            loss_sum = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels_, logits))
             share = loss_sum / count   # summed over replicas: the mean over the global batch
-            scaled = loss_scale.scaled(share) if loss_scale else share
-        grads = ctx.all_reduce("sum", tape.gradient(scaled, p.trainable_variables))
+            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels_), tf.float32))
+            return [loss_scale.scaled(share) if loss_scale else share, loss_sum, correct]
+
+        (_, loss_sum, correct), grads = summed_gradients(loss_fn, [images, labels], p.trainable_variables,
+                                                         micro_batch_size)
+        grads = ctx.all_reduce("sum", grads)
         grads_finite = tf.constant(True)
         if loss_scale:
             grads, grads_finite = loss_scale.unscale(grads)
         loss = ctx.all_reduce("sum", loss_sum) / count
-        correct = ctx.all_reduce("sum", tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1), labels), tf.float32)))
+        correct = ctx.all_reduce("sum", correct)
         ctx.merge_call(apply_update, args=(grads, loss, correct, count, grads_finite))
         return loss, count
 

@@ -19,7 +19,7 @@ from tfvgg.winograd import check_precision
 
 # Flags a resumed run may change; every other one must equal the first run's.
 RESUMABLE_CHANGES = ("epochs", "log_every", "checkpoint_every", "max_checkpoints", "conv_algorithm", "memory_check",
-                     "skip_bad_images")
+                     "skip_bad_images", "micro_batch_size")
 CONFIG_FILE = "config.json"
 
 
@@ -54,6 +54,7 @@ class TrainConfig:
     skip_bad_images: bool = option(FlagSpec("boolean", "Skip and count undecodable images instead of stopping "
                                                        "with the first one named."), False)
     batch_size: int = option(cli.BATCH_SIZE, 32)
+    micro_batch_size: int = option(cli.MICRO_BATCH_SIZE, 0)
     epochs: int = option(_int("Passes over the training set."), 15)
     # The paper's SGD needs far more steps than 1,438 digits give; Adam starts this BN-less network.
     optimizer: str = option(cli.OPTIMIZER, "adam")
@@ -97,6 +98,8 @@ def check_config(cfg):
     for name in ("image_size", "batch_size", "epochs", "checkpoint_every", "log_every", "max_checkpoints"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1; got {getattr(cfg, name)}")
+    if cfg.micro_batch_size < 0:
+        raise ValueError(f"micro_batch_size must be >= 0; got {cfg.micro_batch_size}")
     if cfg.augment != "none":
         preprocessing(cfg, channels=3, photographs=True)   # the scales' own checks
     if cfg.learning_rate <= 0:

@@ -69,7 +69,7 @@ class Trainer:
         self._build_variables()
         logits = network_fn(self.p, self.net.name, self.num_classes, cfg.dtype, cfg.conv_algorithm)
         self.train_step = make_train_step(self.strategy, self.p, logits, self.optimizer, self.state, cfg.keep_prob,
-                                          cfg.seed, self.loss_scale)
+                                          cfg.seed, self.loss_scale, cfg.micro_batch_size)
         self.eval_step = make_eval_step(logits, cfg.image_size, self.channels)
         worker = "" if self.chief else f".worker-{task()[1]}-"
         self.tensorboard = reporting.TensorBoardLog(os.path.join(cfg.model_dir, f"{worker}tensorboard"))
@@ -96,7 +96,8 @@ class Trainer:
                                 print_fn=None)
         slots = {"adam": 2}.get(cfg.optimizer, 1 if cfg.momentum else 0)   # tfvgg.optimizers' slot variables
         return memory.check_fits(model_summary, cfg.batch_size * local // self.replicas, ["train"], cfg.dtype,
-                                 cfg.conv_algorithm, optimizer_slots=slots, replicas=local)
+                                 cfg.conv_algorithm, optimizer_slots=slots, replicas=local,
+                                 micro_batch_size=cfg.micro_batch_size)
 
     def _build_variables(self):
         """Store, optimizer slots, counters (mirrored under a strategy) and the checkpointer over all of them."""
