@@ -185,7 +185,7 @@ def test_tuning_off_follows_the_fixed_rule(monkeypatch):
 
 def test_auto_inside_a_traced_gradient_tunes_and_matches_direct(cache_path, rng, monkeypatch):
     # Timings made up (real ones: test above): F(2x2) "wins" the first layer only, which keeps compiles few.
-    monkeypatch.setattr(autotune, "time_choices", lambda w, choices: {
+    monkeypatch.setattr(autotune, "time_choices", lambda w, choices, **_: {
         c.name: (0.5 if c.algorithm == "winograd2" and w.c_in == 3 else 1.0 if c.algorithm == "direct" else 2.0)
         for c in choices})
     images = random_images(rng, (2, 16, 16, 3))
@@ -260,7 +260,7 @@ def test_training_chunks_stay_within_the_memory_limit():
 def _fake_timings(monkeypatch, seconds_of):
     """``time_choices`` with made-up run times: ``seconds_of(name, run number)``; returns the runs per name."""
     runs = {}
-    monkeypatch.setattr(autotune, "layer_run", lambda w, c, p=None: lambda: runs.setdefault(c.name, []).append(1))
+    monkeypatch.setattr(autotune, "layer_run", lambda w, c, p=None, i=None: lambda: runs.setdefault(c.name, []).append(1))
 
     def fake_time_contestants(contestants, num_batches, num_warmup_batches, print_fn=None):
         out = {}
@@ -292,7 +292,7 @@ def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, t
 
 
 def test_a_workload_no_candidate_can_run_is_named(monkeypatch):
-    def failing(workload, choice, pass_name=None):
+    def failing(workload, choice, pass_name=None, inputs=None):
         raise tf.errors.UnimplementedError(None, None, "no NCHW convolution on this CPU")
 
     monkeypatch.setattr(autotune, "layer_run", failing)
@@ -329,3 +329,23 @@ def test_a_tuning_budget_tunes_the_largest_layers_first_and_leaves_the_rest_to_t
     assert all(r["seconds"] == {} and r["choice"] in ("direct", "winograd4") for r in left)
     monkeypatch.setattr(autotune, "tune", lambda *a: pytest.fail("measured after the budget ran out"))
     assert autotune.choose(autotune.Workload(8, 8, 4, 8, 2), "direct") == autotune.Choice("direct")
+
+
+def test_the_rounds_of_one_tuning_build_each_candidate_once(monkeypatch):
+    built = []
+    real_layer_run = autotune.layer_run
+
+    def counting(workload, choice, pass_name=None, inputs=None):
+        built.append((choice.name, id(inputs[0])))
+        return real_layer_run(workload, choice, pass_name, inputs)
+
+    monkeypatch.setattr(autotune, "layer_run", counting)
+    workload = autotune.Workload(8, 8, 4, 8, 4, pass_name="inference")
+    prepared = {}
+    first = autotune.time_choices(workload, [autotune.Choice("direct"), autotune.Choice("winograd2", 2)],
+                                  repeats=2, prepared=prepared)
+    again = autotune.time_choices(workload, [autotune.Choice("direct"), autotune.Choice("winograd2", 4)],
+                                  repeats=2, prepared=prepared)
+    assert set(first) == {"direct", "winograd2/2"} and set(again) == {"direct", "winograd2/4"}
+    assert sorted(name for name, _ in built) == ["direct", "winograd2/2", "winograd2/4"]   # direct built once
+    assert len({inputs for _, inputs in built}) == 1   # every candidate reads the same input variables

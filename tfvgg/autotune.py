@@ -39,6 +39,7 @@ REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts
 MIN_REPEATS = 2                      # timed runs before a clear leader may end the timing early
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
+TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
@@ -259,19 +260,24 @@ def current_cache():
     return _CACHES[path]
 
 
-def layer_run(workload, choice, pass_name=None):
+def layer_inputs(workload):
+    """(x, kernel, bias): fixed random variables of ``workload``'s shapes and dtype."""
+    w, dtype = workload, tf.as_dtype(workload.dtype)
+    shape = (w.batch, w.height, w.width, w.c_in) if w.data_format == "NHWC" else (w.batch, w.c_in, w.height, w.width)
+    x = tf.Variable(tf.cast(tf.random.stateless_normal(shape, seed=(0, 1)), dtype))
+    kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, w.c_in, w.c_out], seed=(0, 2)) * 0.05, dtype))
+    return x, kernel, tf.Variable(tf.zeros([w.c_out], dtype))
+
+
+def layer_run(workload, choice, pass_name=None, inputs=None):
     """A callable running ``relu(conv3x3(x) + bias)`` once for ``workload`` by ``choice``, returning when done.
 
     ``pass_name`` (default the workload's): "inference" (forward from filters transformed in advance), "training"
     (forward, then the gradients with respect to the input, the kernel and the bias) or "forward" (forward,
-    filters transformed on every call). Inputs are fixed random variables, created here.
+    filters transformed on every call). ``inputs``: ``layer_inputs(workload)`` (default: created here).
     """
     w, pass_name = workload, pass_name or workload.pass_name
-    dtype = tf.as_dtype(w.dtype)
-    shape = (w.batch, w.height, w.width, w.c_in) if w.data_format == "NHWC" else (w.batch, w.c_in, w.height, w.width)
-    x = tf.Variable(tf.cast(tf.random.stateless_normal(shape, seed=(0, 1)), dtype))
-    kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, w.c_in, w.c_out], seed=(0, 2)) * 0.05, dtype))
-    bias = tf.Variable(tf.zeros([w.c_out], dtype))
+    x, kernel, bias = inputs or layer_inputs(w)
     transformed = None
     if choice.algorithm != "direct" and pass_name == "inference":
         transformed = tf.Variable(winograd.transform_filters(kernel, winograd.ALGORITHMS[choice.algorithm]))
@@ -293,15 +299,19 @@ def layer_run(workload, choice, pass_name=None):
     return lambda: fn().numpy()
 
 
-def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=None):
+def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=None, prepared=None):
     """Best seconds of each choice, interleaved: ``{choice name: seconds}``; a choice that fails to run is left out.
+
+    ``prepared``: a dict kept between calls for one workload (``tune``'s rounds): the runs built (traced,
+    compiled, warmed up) and the inputs they share, so a choice timed again is not built again.
 
     Up to ``repeats`` interleaved rounds of one run each. After a round, a candidate over ``DROP_RATIO`` x the
     best so far runs no more (F(2x2) on a 224x224 layer takes seconds: one timed run, not five), and from
-    ``MIN_REPEATS`` rounds on the timing ends once the leader's slowest run beat every other candidate's fastest:
-    more runs would not change the order.
+    ``MIN_REPEATS`` rounds on the timing ends once each other candidate either lost clearly (the leader's slowest
+    run beat its fastest) or is a near equal (its best within ``TIE_RATIO`` of the leader's): more runs would not
+    change the order, or would only order near equals (at batch 32 a round of four candidates takes seconds).
     """
-    prepared = _prepare_runs(workload, choices, warmup, pass_name)
+    prepared = _prepare_runs(workload, choices, warmup, pass_name, {} if prepared is None else prepared)
     runs = {choice.name: prepared[choice] for choice in choices if prepared[choice] is not None}
     if not runs:
         return {}   # tune() names the workload
@@ -312,29 +322,37 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
         best = {name: min(s) for name, s in samples.items()}
         leader = min(best, key=best.get)
         runs = {name: run for name, run in runs.items() if best[name] <= DROP_RATIO * best[leader]}
-        if round_number >= MIN_REPEATS and all(max(samples[leader]) < best[name] for name in runs if name != leader):
+        settled = all(max(samples[leader]) < best[name] or best[name] <= TIE_RATIO * best[leader]
+                      for name in runs if name != leader)
+        if round_number >= MIN_REPEATS and settled:
             break
         runs = dict(list(runs.items())[1:] + list(runs.items())[:1])   # rotate who goes first
     return {name: min(s) for name, s in samples.items()}
 
 
-def _prepare_runs(workload, choices, warmup, pass_name):
-    """``{choice: run callable, or None if it cannot run}``, each traced, compiled and run ``warmup`` times.
+def _prepare_runs(workload, choices, warmup, pass_name, prepared):
+    """``prepared`` with ``{choice: run callable, or None if it cannot run}`` for every choice, each new one
+    traced, compiled and run ``warmup`` times, all reading the same inputs (``prepared["inputs"]``).
 
     Untimed, so the candidates are prepared side by side, one thread per core: XLA compiling them is most of
     what tuning costs, and one compilation keeps two cores only partly busy.
     """
+    if "inputs" not in prepared:
+        prepared["inputs"] = layer_inputs(workload)
+
     def prepare(choice):
         try:
-            run = layer_run(workload, choice, pass_name)
+            run = layer_run(workload, choice, pass_name, prepared["inputs"])
             for _ in range(warmup):
                 run()
             return run
         except (tf.errors.OpError, ValueError, TypeError):
             return None   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(choices), os.cpu_count() or 1))) as pool:
-        return dict(zip(choices, pool.map(prepare, choices)))
+    new = [choice for choice in choices if choice not in prepared]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(new), os.cpu_count() or 1))) as pool:
+        prepared.update(zip(new, pool.map(prepare, new)))
+    return prepared
 
 
 def candidate_algorithms(workload):
@@ -381,7 +399,9 @@ def tune(workload, measure=None, inference_seconds=None):
     the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
     default ``time_choices`` (tests pass made-up timings).
     """
-    start, measure = time.perf_counter(), measure or time_choices
+    start, prepared = time.perf_counter(), {}
+    if measure is None:   # the rounds share what they built
+        measure = lambda w, choices: time_choices(w, choices, prepared=prepared)  # noqa: E731
     with _quiet_retracing():
         seconds, final_round = _rounds(workload, measure, inference_seconds)
     return {"choice": min(final_round, key=final_round.get), "seconds": seconds,
@@ -483,9 +503,9 @@ def _climb_chunks(workload, measure, seconds, winner):
     The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
     ``DROP_RATIO``; for inference also the winner with its products in one XLA function, ``_products_round``'s
     question asked here at no extra round); each later round the new best beside the next size in the direction
-    that won, until the best stays (the other placement winning: its neighbours again, that way). Each chunk size
-    is another XLA compilation, most of what tuning costs: the search compiles the sizes on its path, not every
-    divisor.
+    that won, until the best stays or wins by less than ``TIE_RATIO`` (the other placement winning: its
+    neighbours again, that way). Each chunk size is another XLA compilation and a round of runs: the search
+    compiles the sizes on its path, not every divisor.
     """
     limit = _chunk_limit(workload, winner.algorithm)
     divisors = [d for d in range(1, limit + 1) if workload.batch % d == 0]
@@ -505,8 +525,8 @@ def _climb_chunks(workload, measure, seconds, winner):
         seconds.update(result)
         final_round = dict(result)
         best = min(result, key=result.get)
-        if best in ("direct", current.name):
-            break
+        if best in ("direct", current.name) or result[best] * TIE_RATIO > result.get(current.name, float("inf")):
+            break   # the best stays, or a near equal won: the last round's winner is the pick all the same
         best = Choice.parse(best)
         new_index = divisors.index(best.chunk)
         # The same size with the other placement won: its neighbours again; else one more size that way.
