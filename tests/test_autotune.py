@@ -283,12 +283,28 @@ def test_clear_losers_are_timed_once(monkeypatch):
 
 @pytest.mark.parametrize("overlap,timed_runs", [(False, autotune.MIN_REPEATS), (True, 5)])
 def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, timed_runs):
+    monkeypatch.setattr(autotune, "ROUNDS_BUDGET", float("inf"))
     # direct alternates 1.0 and 1.1 s; F(2x2) 1.2 s, or 1.05 s on every third run (overlapping direct's range).
     runs = _fake_timings(monkeypatch, lambda name, n: (1.0 + 0.1 * (n % 2)) if name == "direct" else
                          (1.05 if overlap and n % 3 == 0 else 1.2))
     seconds = autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
     assert min(seconds, key=seconds.get) == "direct"
     assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
+
+
+@pytest.mark.parametrize("run_seconds,timed_runs", [(0.01, 5), (3.0, autotune.MIN_REPEATS)])
+def test_long_runs_end_the_timing_at_the_rounds_budget(monkeypatch, run_seconds, timed_runs):
+    # Overlapping, not near equal (7%): short runs take every round, runs of seconds stop at the budget.
+    runs = _fake_timings(monkeypatch, lambda name, n: run_seconds * ((1.0 + 0.1 * (n % 2)) if name == "direct"
+                                                                     else (1.07 if n % 2 else 1.2)))
+    autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
+    assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
+
+
+def test_near_equals_end_the_timing_early(monkeypatch):
+    runs = _fake_timings(monkeypatch, lambda name, n: (1.0 + 0.1 * (n % 2)) if name == "direct" else 1.02)
+    autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
+    assert len(runs["direct"]) == 1 + autotune.MIN_REPEATS
 
 
 def test_a_workload_no_candidate_can_run_is_named(monkeypatch):

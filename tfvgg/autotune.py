@@ -40,6 +40,7 @@ MIN_REPEATS = 2                      # timed runs before a clear leader may end 
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
+ROUNDS_BUDGET = 5.0                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
@@ -309,7 +310,9 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
     best so far runs no more (F(2x2) on a 224x224 layer takes seconds: one timed run, not five), and from
     ``MIN_REPEATS`` rounds on the timing ends once each other candidate either lost clearly (the leader's slowest
     run beat its fastest) or is a near equal (its best within ``TIE_RATIO`` of the leader's): more runs would not
-    change the order, or would only order near equals (at batch 32 a round of four candidates takes seconds).
+    change the order, or would only order near equals (at batch 32 a round of four candidates takes seconds), or
+    once the timed runs took ``ROUNDS_BUDGET`` seconds (a 224x224 layer's training runs take 2 s each: two of
+    each, not five).
     """
     prepared = _prepare_runs(workload, choices, warmup, pass_name, {} if prepared is None else prepared)
     runs = {choice.name: prepared[choice] for choice in choices if prepared[choice] is not None}
@@ -324,7 +327,8 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
         runs = {name: run for name, run in runs.items() if best[name] <= DROP_RATIO * best[leader]}
         settled = all(max(samples[leader]) < best[name] or best[name] <= TIE_RATIO * best[leader]
                       for name in runs if name != leader)
-        if round_number >= MIN_REPEATS and settled:
+        spent = sum(sum(s) for s in samples.values())
+        if round_number >= MIN_REPEATS and (settled or spent >= ROUNDS_BUDGET):
             break
         runs = dict(list(runs.items())[1:] + list(runs.items())[:1])   # rotate who goes first
     return {name: min(s) for name, s in samples.items()}
