@@ -399,9 +399,9 @@ def tune(workload, measure=None, inference_seconds=None):
 
     Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within ``CLOSE_RATIO`` of
     the best) with other chunk sizes, found by a hill-climb (``_climb_chunks``), and for inference with its
-    products inside one XLA function too. For training, ``inference_seconds`` (the same layer's inference entry) prunes
-    the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
-    default ``time_choices`` (tests pass made-up timings).
+    products inside one XLA function too. For training, ``inference_seconds`` (the same layer's inference entry)
+    prunes the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
+    default ``time_choices``, its rounds sharing the candidates they built (tests pass made-up timings).
     """
     start, prepared = time.perf_counter(), {}
     if measure is None:   # the rounds share what they built
