@@ -131,7 +131,7 @@ def check_memory(workload, model_summary, passes, peers, strategy):
         extras.update({f"{peer} weights": weights for peer in peers})
     return memory.check_fits(model_summary, workload.batch_size * local // replicas, passes, workload.dtype,
                              workload.conv_algorithm, optimizer_slots=0, replicas=local, extras=extras,
-                             micro_batch_size=workload.micro_batch_size // replicas)
+                             micro_batch_size=workload.micro_batch_size * local)
 
 
 def check_data_dir(data_dir, strategy):

@@ -42,7 +42,7 @@ class Workload:
     xla: bool = False
     device: str = "/CPU:0"
     conv_algorithm: str = "direct"   # tfvgg only: direct, winograd2, winograd4, auto
-    micro_batch_size: int = 0        # tfvgg only: gradients in micro-batches of this many images (0: all at once)
+    micro_batch_size: int = 0        # tfvgg only: gradients in micro-batches of this many images per replica
 
     @property
     def dtype(self):
@@ -102,7 +102,7 @@ def tfvgg_passes(w, passes=PASSES, strategy=None, inputs=None):
         return [loss * FP16_STATIC_LOSS_SCALE if w.precision == "fp16" else loss, loss]
 
     def gradients(x):
-        (_, loss), grads = summed_gradients(loss_fn, [x], p.params, w.micro_batch_size // replicas)
+        (_, loss), grads = summed_gradients(loss_fn, [x], p.params, w.micro_batch_size)
         check_gradients(grads, p.names)
         grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
         if w.precision == "fp16":

@@ -110,7 +110,7 @@ def tune_convolutions(workload, passes, replicas=1, print_fn=print, budget_secon
                else f"tuning is off ({autotune.ENV_ENABLE}=0)")
         print_fn(f"auto: winograd.choose's fixed rule decides; {why}")
         return {"enabled": False, "why": why}
-    batch, micro = workload.batch_size // replicas, workload.micro_batch_size // replicas
+    batch, micro = workload.batch_size // replicas, workload.micro_batch_size   # both per replica
     # training's convolutions see one micro-batch at a time
     batches = {TUNED_PASS[p]: micro if TUNED_PASS[p] == "training" and 0 < micro < batch else batch for p in passes}
     cache = autotune.current_cache()

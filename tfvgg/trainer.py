@@ -97,7 +97,7 @@ class Trainer:
         slots = {"adam": 2}.get(cfg.optimizer, 1 if cfg.momentum else 0)   # tfvgg.optimizers' slot variables
         return memory.check_fits(model_summary, cfg.batch_size * local // self.replicas, ["train"], cfg.dtype,
                                  cfg.conv_algorithm, optimizer_slots=slots, replicas=local,
-                                 micro_batch_size=cfg.micro_batch_size)
+                                 micro_batch_size=cfg.micro_batch_size * local)   # per replica, as in the step
 
     def _build_variables(self):
         """Store, optimizer slots, counters (mirrored under a strategy) and the checkpointer over all of them."""
