@@ -121,10 +121,23 @@ def autotune_table(run):
              "| layers | input, channels | pass | pick | speed-up vs direct | candidates timed |",
              "|---|---|---|---|---|---|"]
     for row in record["layers"]:
-        speedup = f"{row['speedup_vs_direct']:.2f}x" if row["seconds"] else "(rule)"
         lines.append(f"| {', '.join(row['layers'])} | {row['workload'].split(' batch')[0]} | {row['pass']} | "
-                     f"{row['choice']} | {speedup} | {len(row['seconds'])} |")
+                     f"{row['choice']} | {_speedup(row)} | {_timed(row)} |")
     return "\n".join(lines)
+
+
+def _speedup(row):
+    """A tuning row's speed-up over direct; marked with the batch it was measured at if a screen's."""
+    if not row.get("tuned", bool(row["seconds"])):
+        return "(rule)"
+    batch, full_batch = row.get("speedup_batch"), int(row["workload"].split(" batch ")[1].split()[0])
+    return f"{row['speedup_vs_direct']:.2f}x" + (f" (batch {batch})" if batch and batch != full_batch else "")
+
+
+def _timed(row):
+    """How many candidates a tuning row timed: on the full batch, and on a screen's sub-batch first."""
+    screen = row.get("screen")
+    return f"{len(row['seconds'])}" + (f" + {len(screen['seconds'])} at batch {screen['batch']}" if screen else "")
 
 
 def _seconds(entry):

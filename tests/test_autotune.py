@@ -98,7 +98,7 @@ def test_inference_tries_products_in_xla_in_the_climb_or_at_batch_1_for_the_clos
     assert not any(n.endswith("+xla") for names in calls for n in names)   # no placement round in training
     calls.clear()
     autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="training"), measure,
-                  inference_seconds={"direct": 1.3, "winograd4/4+xla": 0.7, "winograd4/4": 1.0})
+                  inference_entry={"seconds": {"direct": 1.3, "winograd4/4+xla": 0.7, "winograd4/4": 1.0}})
     assert calls[0] == ["direct", "winograd4/4+xla"]   # ... but inference's fastest placement and chunk
 
 
@@ -110,16 +110,20 @@ def test_the_rules_chunk_is_rounded_to_a_divisor_of_the_batch():
 
 
 def test_chunk_sizes_are_hill_climbed_one_side_by_side_round_at_a_time():
-    calls, best_chunk = [], 16
+    calls, batches, best_chunk = [], [], 16
     def measure(workload, choices):                  # winograd4 fastest at 16 images per call, direct 2x behind
         calls.append([c.name for c in choices])
+        batches.append(workload.batch)
         return {c.name: 3.0 if c.algorithm == "direct" else (1 + abs((c.chunk or 1) - best_chunk) / 32) *
-                (1.0 if c.algorithm == "winograd4" else 1.2) for c in choices}
+                (1.0 if c.algorithm == "winograd4" else 1.5) for c in choices}
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 32, pass_name="inference"), measure)
+    assert batches[0] == autotune.SCREEN_BATCH and set(batches[1:]) == {32}    # the screen kept winograd4 alone
     assert calls[1] == ["winograd4/2+xla", "winograd4/2", "winograd4/1", "winograd4/4"]   # the rule's 2, its
     assert calls[2:] == [["winograd4/4", "winograd4/8"], ["winograd4/8", "winograd4/16"],
                          ["winograd4/16", "winograd4/32"]]                     # up while it gains; 32 loses: stop
-    assert entry["choice"] == "winograd4/16" and len(entry["seconds"]) == 10   # and winograd4/2+xla
+    assert entry["choice"] == "winograd4/16" and len(entry["seconds"]) == 7    # and winograd4/2+xla
+    assert entry["screen"] == {"batch": autotune.SCREEN_BATCH, "seconds": dict(zip(calls[0], [
+        measure(autotune.Workload(28, 28, 512, 512, 8), [autotune.Choice.parse(n)])[n] for n in calls[0]]))}
 
 
 def test_measured_choice_is_cached_and_reused_by_the_next_process(cache_path, monkeypatch):
@@ -220,7 +224,7 @@ def test_training_tries_only_what_inference_did_not_rule_out():
     inference = {"direct": 1.0, "winograd2/1": 1.6, "winograd4/1": 0.8, "winograd4/4": 0.6, "winograd6/1": 0.75}
     workload = autotune.Workload(28, 28, 512, 512, 8, pass_name="training")
     entry = autotune.tune(workload, fake_measure({"direct": 1.0, "winograd4": 0.7, "winograd6": 0.9}, calls),
-                          inference_seconds=inference)
+                          inference_entry={"seconds": inference})
     assert len(calls) == 1                                   # one round: the chunk sizes came from inference
     assert calls[0] == ["direct", "winograd4/4", "winograd6/1"]   # 2.7x inference's fastest: F(2x2) not tried
     assert entry["choice"] == "winograd4/4"
@@ -230,11 +234,12 @@ def test_training_tries_winograd_that_lost_inference_to_direct_but_not_hopeless_
     calls = []
     measure = fake_measure({"direct": 2.0, "winograd4": 0.9, "winograd6": 0.8}, calls)
     workload = autotune.Workload(224, 224, 64, 64, 8, pass_name="training")
-    entry = autotune.tune(workload, measure, inference_seconds={      # direct's backward is other kernels
-        "direct": 0.2, "winograd2/1": 0.58, "winograd4/1": 0.34, "winograd6/1": 0.31})
+    entry = autotune.tune(workload, measure, inference_entry={"seconds": {   # direct's backward is other kernels
+        "direct": 0.2, "winograd2/1": 0.58, "winograd4/1": 0.34, "winograd6/1": 0.31}})
     assert calls[0] == ["direct", "winograd4/1", "winograd6/1"] and entry["choice"] == "winograd6/1"
     calls.clear()
-    autotune.tune(workload, measure, inference_seconds={"direct": 0.1, "winograd4/1": 0.34, "winograd6/1": 0.31})
+    autotune.tune(workload, measure, inference_entry={"seconds": {"direct": 0.1, "winograd4/1": 0.34,
+                                                                  "winograd6/1": 0.31}})
     assert calls[0] == ["direct"]                                      # 3.1x direct at best in inference
 
 
@@ -251,8 +256,12 @@ def test_training_chunks_stay_within_the_memory_limit():
     assert max(autotune.Choice.parse(n).chunk or 0 for n in entry["seconds"]) <= limit
     inference = {"direct": 1.0, "winograd4/32": 0.5, "winograd6/16": 0.6}      # inference ran whole batches
     calls.clear()
-    autotune.tune(workload, measure, inference_seconds=inference)
-    assert calls[0] == ["direct", "winograd4/4", "winograd6/4"]
+    entry = autotune.tune(workload, measure, inference_entry={"seconds": inference})
+    small_limit = winograd.training_chunk_limit(8, 56, 56, 256, 256, 4)
+    screen = [autotune.Choice.parse(n) for n in calls[0]]                 # the screen, its chunks cut to fit
+    assert [c.algorithm for c in screen] == ["direct", "winograd4", "winograd6"]
+    assert all(c.chunk <= small_limit < 4 for c in screen[1:]) and len(calls) == 1   # it kept winograd4 alone,
+    assert entry["choice"] == "winograd4/4" and entry["seconds"] == {}               # under its full-batch name
     calls.clear()                                    # inference holds no activations for a backward pass: no limit
     assert autotune.tune(dataclasses.replace(workload, pass_name="inference"), measure)["choice"] == "winograd4/32"
 
@@ -333,7 +342,7 @@ def test_a_tuning_budget_tunes_the_largest_layers_first_and_leaves_the_rest_to_t
     monkeypatch.setattr(autotune, "_MEASURING", [True])
     tuned = []
 
-    def fake_tune(workload, measure=None, inference_seconds=None):
+    def fake_tune(workload, measure=None, inference_entry=None):
         tuned.append(workload)
         return {"choice": "winograd4/1", "seconds": {"direct": 2.0, "winograd4/1": 1.0}, "tuning_seconds": 10.0}
 
@@ -365,3 +374,66 @@ def test_the_rounds_of_one_tuning_build_each_candidate_once(monkeypatch):
     assert set(first) == {"direct", "winograd2/2"} and set(again) == {"direct", "winograd2/4"}
     assert sorted(name for name, _ in built) == ["direct", "winograd2/2", "winograd2/4"]   # direct built once
     assert len({inputs for _, inputs in built}) == 1   # every candidate reads the same input variables
+
+
+def test_a_large_batch_is_screened_on_a_sub_batch_and_decided_on_the_full_batch():
+    calls = []
+    def measure(workload, choices):   # at 8 images F(4x4) leads; at 32, F(6x6); direct 1.4x behind at 8
+        calls.append((workload.batch, [c.name for c in choices]))
+        small = workload.batch == autotune.SCREEN_BATCH
+        times = {"direct": 1.4, "winograd2": 2.0, "winograd4": 1.0 if small else 1.2, "winograd6": 1.1}
+        return {c.name: times[c.algorithm] * workload.batch * (1 + 0.01 * (c.chunk or 0)) for c in choices}
+    workload = autotune.Workload(28, 28, 512, 512, 32, pass_name="inference")
+    entry = autotune.tune(workload, measure)
+    rule = [c.name for c in autotune.candidate_algorithms(workload)]
+    assert calls[0][0] == 8 and len(calls[0][1]) == 4                     # every algorithm, on 8 images
+    assert calls[1] == (32, [n for n in rule if n.startswith(("winograd4", "winograd6"))])   # the close ones
+    assert all(batch == 32 and "direct" in names for batch, names in calls[2:3])   # the climb: direct within 1.5x
+    assert autotune.Choice.parse(entry["choice"]).algorithm == "winograd6"         # the full batch decided
+    assert set(entry["seconds"]) == {n for _, names in calls[1:] for n in names}   # full-batch times only
+    assert entry["screen"]["batch"] == 8 and set(entry["screen"]["seconds"]) == set(calls[0][1])
+    speedup, at_batch = autotune.speedup_vs_direct(entry)
+    assert at_batch is None and speedup == pytest.approx(
+        entry["seconds"]["direct"] / entry["seconds"][entry["choice"]])            # direct ran in the climb
+    calls.clear()
+    small = autotune.tune(dataclasses.replace(workload, batch=8), measure)
+    assert "screen" not in small and {batch for batch, _ in calls} == {8}         # 8 images: nothing to screen
+
+
+def test_training_screens_inferences_survivors_and_times_those_left_in_one_round():
+    calls = []
+    measure = fake_measure({"direct": 2.0, "winograd2": 1.2, "winograd4": 1.0, "winograd6": 1.1}, calls)
+    inference = {"seconds": {"winograd4/16": 0.5, "winograd6/8+xla": 0.45},   # the full batch's climb
+                 "screen": {"batch": 8, "seconds": {"direct": 1.0, "winograd2/4": 0.6, "winograd4/8": 0.55,
+                                                    "winograd6/8": 0.5}}}
+    workload = autotune.Workload(14, 14, 512, 512, 32, pass_name="training")
+    entry = autotune.tune(workload, measure, inference_entry=inference)
+    full = [autotune.Choice.parse(n) for n in calls[1]]
+    assert [c.split("/")[0] for c in calls[0]] == ["direct", "winograd2", "winograd4", "winograd6"]   # screen ranks
+    assert len(calls) == 2 and [c.algorithm for c in full] == ["winograd2", "winograd4", "winograd6"]
+    assert full[2].products == "xla" and full[1].chunk == autotune._largest_divisor(   # placed by the full batch
+        32, min(16, winograd.training_chunk_limit(32, 14, 14, 512, 512, 4)))
+    assert entry["choice"] == full[1].name and "direct" not in entry["seconds"]      # direct 2x behind: screened out
+    speedup, at_batch = autotune.speedup_vs_direct(entry)
+    screen = entry["screen"]["seconds"]
+    assert at_batch == 8 and speedup == pytest.approx(screen["direct"] / min(
+        t for n, t in screen.items() if n.startswith("winograd4")))
+
+
+def test_tuning_a_large_batch_for_real_screens_it_and_builds_each_candidate_once_per_batch(monkeypatch):
+    built = []
+    real_layer_run = autotune.layer_run
+
+    def counting(workload, choice, pass_name=None, inputs=None):
+        built.append((workload.batch, choice.name))
+        return real_layer_run(workload, choice, pass_name, inputs)
+
+    monkeypatch.setattr(autotune, "layer_run", counting)
+    monkeypatch.setattr(autotune, "CLOSE_RATIO", float("inf"))     # every candidate "close": all reach batch 16
+    workload = autotune.Workload(8, 8, 4, 8, 16, pass_name="inference")
+    entry = autotune.tune(workload)
+    assert entry["screen"]["batch"] == 8 and len(entry["screen"]["seconds"]) == 4    # direct, F(2), F(4), F(6)
+    assert len(built) == len(set(built)) and {b for b, _ in built} == {8, 16}        # built once per batch
+    full_batch = {name for batch, name in built if batch == 16}
+    assert {c.name for c in autotune.candidate_algorithms(workload)} <= full_batch == set(entry["seconds"])
+    assert entry["choice"] in entry["seconds"]

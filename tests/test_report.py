@@ -124,6 +124,13 @@ def test_autotune_picks_become_a_table():
     lines = report.autotune_table(run).splitlines()
     assert lines[0].startswith("auto's picks in VGG-16 fp32 auto, batch 8 (2 workloads tuned in 42 s")
     assert lines[-1] == "| conv3_2, conv3_3 | 56x56 256->256 | inference | winograd4/1 | 2.50x | 2 |"
+    run["autotune"]["layers"].append(   # batch 32, screened: direct timed on 8 images only
+        {"pass": "training", "layers": ["conv4_1"], "workload": "28x28 256->512 batch 32 float32 NHWC training",
+         "choice": "winograd4/4", "seconds": {}, "screen": {"batch": 8, "seconds": {"direct": 0.4, "winograd4/4":
+         0.2, "winograd6/8": 0.3}}, "speedup_vs_direct": 2.0, "speedup_batch": 8, "tuned": True, "reused": False,
+         "tuning_seconds": 3.0})
+    assert report.autotune_table(run).splitlines()[-1] == \
+        "| conv4_1 | 28x28 256->512 | training | winograd4/4 | 2.00x (batch 8) | 0 + 3 at batch 8 |"
 
 
 def test_cpu_features_line_names_what_the_cpu_has_and_lacks():

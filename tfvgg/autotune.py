@@ -41,6 +41,7 @@ DROP_RATIO = 1.5                     # a candidate this much slower than the bes
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
 ROUNDS_BUDGET = 5.0                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
+SCREEN_BATCH = 8                     # a larger batch's candidates are first screened on this many images
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
@@ -394,29 +395,61 @@ def _largest_divisor(batch, at_most):
     return max(d for d in range(1, at_most + 1) if batch % d == 0)
 
 
-def tune(workload, measure=None, inference_seconds=None):
-    """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``.
+def tune(workload, measure=None, inference_entry=None):
+    """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``, and for
+    a batch over ``SCREEN_BATCH`` images ``"screen": {"batch", "seconds"}`` (``_screen``'s timings).
 
     Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within ``CLOSE_RATIO`` of
     the best) with other chunk sizes, found by a hill-climb (``_climb_chunks``), and for inference with its
-    products inside one XLA function too. For training, ``inference_seconds`` (the same layer's inference entry)
+    products inside one XLA function too. For training, ``inference_entry`` (the same layer's inference entry)
     prunes the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
-    default ``time_choices``, its rounds sharing the candidates they built (tests pass made-up timings).
+    default ``time_choices``, each workload's rounds sharing the candidates they built (tests pass made-up
+    timings). ``"seconds"`` holds the full batch's timings only (empty if the screen left one candidate).
     """
     start, prepared = time.perf_counter(), {}
-    if measure is None:   # the rounds share what they built
-        measure = lambda w, choices: time_choices(w, choices, prepared=prepared)  # noqa: E731
+    if measure is None:   # the rounds share what they built, per batch size
+        measure = lambda w, choices: time_choices(w, choices, prepared=prepared.setdefault(w, {}))  # noqa: E731
     with _quiet_retracing():
-        seconds, final_round = _rounds(workload, measure, inference_seconds)
-    return {"choice": min(final_round, key=final_round.get), "seconds": seconds,
-            "tuning_seconds": round(time.perf_counter() - start, 3)}
+        seconds, final_round, screen = _rounds(workload, measure, inference_entry)
+    entry = {"choice": min(final_round, key=final_round.get), "seconds": seconds}
+    if screen:
+        entry["screen"] = screen
+    return {**entry, "tuning_seconds": round(time.perf_counter() - start, 3)}
 
 
-def _pruned_by_inference(workload, candidates, inference_seconds):
+def _screen(workload, measure, candidates):
+    """Time ``candidates`` on ``SCREEN_BATCH`` images (chunks cut to fit) if the batch is larger, where a round
+    costs a fraction of the full batch's: ``({full-batch name: screen seconds}, {"batch", "seconds"})``, or
+    ``(None, None)`` for a batch this small.
+
+    Only the candidates within ``CLOSE_RATIO`` of the screen's best are then timed on the full batch. The screen
+    ranks, the full batch decides: side by side the candidates' ratios moved by up to ~15% between batch 8 and 32
+    (VGG-16 on a Zen 4), less than ``CLOSE_RATIO``'s margin. Each Winograd candidate's kernels run per chunk of
+    images, so those the screen compiled (the same chunk shape) serve the full batch too.
+    """
+    if workload.batch <= SCREEN_BATCH:
+        return None, None
+    small = dataclasses.replace(workload, batch=SCREEN_BATCH)
+    screened = [_at_batch(choice, small) for choice in candidates]
+    seconds = measure(small, screened)
+    by_full_name = {full.name: seconds[cut.name] for full, cut in zip(candidates, screened) if cut.name in seconds}
+    return by_full_name, {"batch": SCREEN_BATCH, "seconds": seconds}
+
+
+def _at_batch(choice, workload):
+    """``choice`` for ``workload``'s batch: its chunk cut to the largest divisor within the batch and the limit."""
+    if choice.chunk is None:
+        return choice
+    limit = min(choice.chunk, _chunk_limit(workload, choice.algorithm))
+    return dataclasses.replace(choice, chunk=_largest_divisor(workload.batch, limit))
+
+
+def _pruned_by_inference(workload, candidates, inference_entry):
     """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
     ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size (within ``_chunk_limit``) and
     the products' placement it ran fastest with there; none if even that one ran over ``TRAINING_GIVE_UP`` x
-    direct's inference time.
+    direct's inference time. Ranked by the inference screen if it had one (every algorithm side by side there),
+    placed by its full batch's timings where the algorithm ran there.
 
     Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
     The same algorithm computes the forward pass and both gradients, so inference roughly ranks the Winograd
@@ -426,23 +459,32 @@ def _pruned_by_inference(workload, candidates, inference_seconds):
     not rank it in training: at 224x224 64->64, F(6x6) ran 1.6x behind direct in inference and 2.3x ahead in
     training (on an AVX2 CPU with oneDNN), hence the far wider bound there.
     """
-    fastest = {}   # algorithm -> (seconds, chunk, products)
-    for name, seconds in inference_seconds.items():
-        choice = Choice.parse(name)
-        if seconds < fastest.get(choice.algorithm, (float("inf"),))[0]:
-            fastest[choice.algorithm] = (seconds, choice.chunk, choice.products)
+    screen = inference_entry.get("screen") or {}
+    fastest = _fastest_per_algorithm(screen.get("seconds") or inference_entry["seconds"])   # ranks
+    placed = {**fastest, **_fastest_per_algorithm(inference_entry["seconds"])}                # chunks, products
     direct = fastest.pop("direct", (float("inf"),))[0]
     best = min((seconds for seconds, *_ in fastest.values()), default=float("inf"))
     kept = [Choice("direct")]
     if best > TRAINING_GIVE_UP * direct:
         return kept
     for choice in candidates[1:]:
-        seconds, chunk, products = fastest.get(choice.algorithm, (float("inf"), None, choice.products))
+        seconds = fastest.get(choice.algorithm, (float("inf"),))[0]
         if seconds <= PRUNE_RATIO * best:
+            _, chunk, products = placed[choice.algorithm]
             if chunk is not None:
                 chunk = _largest_divisor(workload.batch, min(chunk, _chunk_limit(workload, choice.algorithm)))
             kept.append(Choice(choice.algorithm, chunk or choice.chunk, products))
     return kept
+
+
+def _fastest_per_algorithm(seconds):
+    """``{algorithm: (seconds, chunk, products)}``: each algorithm's fastest candidate in ``{name: seconds}``."""
+    fastest = {}
+    for name, time_taken in seconds.items():
+        choice = Choice.parse(name)
+        if time_taken < fastest.get(choice.algorithm, (float("inf"),))[0]:
+            fastest[choice.algorithm] = (time_taken, choice.chunk, choice.products)
+    return fastest
 
 
 @contextlib.contextmanager
@@ -457,32 +499,43 @@ def _quiet_retracing():
         logger.setLevel(level)
 
 
-def _rounds(workload, measure, inference_seconds=None):
-    """``({choice name: seconds} of every round, {choice name: seconds} of the last round)``: the winner comes from
-    the last round alone, timed side by side (a later round's times replace an earlier one's for the same choice;
-    a choice timed only in an earlier round lost there, and its time next to the last round's, measured at
-    another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds).
+def _rounds(workload, measure, inference_entry=None):
+    """``({choice name: seconds} of every full-batch round, {choice name: seconds} of the last round, screen)``:
+    the winner comes from the last round alone, timed side by side (a later round's times replace an earlier
+    one's for the same choice; a choice timed only in an earlier round lost there, and its time next to the last
+    round's, measured at another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between
+    rounds).
 
-    First every algorithm with the rule's chunking; then, if the fastest Winograd is within ``CLOSE_RATIO`` of the
-    best, its chunk size is searched (``_climb_chunks``; for inference in the other placement too, or at batch 1,
-    with no sizes to climb, ``_products_round``). Training (``inference_seconds`` given) is pruned instead.
+    First every algorithm with the rule's chunking (on a large batch, those the screen kept; ``_screen``); then,
+    if the fastest Winograd is within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``;
+    for inference in the other placement too, or at batch 1, with no sizes to climb, ``_products_round``).
+    Training (``inference_entry`` given) is pruned instead. A screen that keeps one candidate (and no climb)
+    decides alone: the last round is then the screen's.
     """
     candidates = candidate_algorithms(workload)
-    if inference_seconds:
-        candidates = _pruned_by_inference(workload, candidates, inference_seconds)
-    seconds = dict(measure(workload, candidates))
-    if not seconds:
+    if inference_entry:
+        candidates = _pruned_by_inference(workload, candidates, inference_entry)
+    screened, screen = _screen(workload, measure, candidates)
+    if screened is not None:
+        if not screened:
+            raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
+        candidates = [c for c in candidates if screened.get(c.name, float("inf")) <= CLOSE_RATIO * min(
+            screened.values())]
+    seconds = dict(measure(workload, candidates)) if screened is None or len(candidates) > 1 else {}
+    if not seconds and screened is None:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
-    last_round = dict(seconds)
+    last_round = dict(seconds) or {c.name: screened[c.name] for c in candidates}
     if workload.pass_name == "inference" and workload.batch == 1:   # no chunk sizes to climb: a round of its own
         last_round = _products_round(workload, measure, seconds) or last_round
+    ranked = seconds if "direct" in seconds or screened is None else screened   # direct's ratio, if not timed here
     fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
-    if fastest_winograd and workload.batch > 1 and not inference_seconds and \
+    if fastest_winograd and workload.batch > 1 and not inference_entry and \
             last_round[fastest_winograd] <= CLOSE_RATIO * min(last_round.values()):
-        climbed = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd))
+        with_direct = ranked.get("direct", float("inf")) <= DROP_RATIO * ranked[fastest_winograd]
+        climbed = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd), with_direct)
         if climbed:
-            return seconds, climbed
-    return seconds, last_round
+            return seconds, climbed, screen
+    return seconds, last_round, screen
 
 
 def _products_round(workload, measure, seconds):
@@ -500,12 +553,12 @@ def _products_round(workload, measure, seconds):
     return dict(result)
 
 
-def _climb_chunks(workload, measure, seconds, winner):
+def _climb_chunks(workload, measure, seconds, winner, with_direct):
     """Hill-climb ``winner``'s images per call over the divisors of the batch (up to ``_chunk_limit``); updates
     ``seconds``, returns the last round's timings (``{}`` if nothing ran).
 
-    The first round times the winner beside its neighbours on both sides (and direct again, unless it lost by
-    ``DROP_RATIO``; for inference also the winner with its products in one XLA function, ``_products_round``'s
+    The first round times the winner beside its neighbours on both sides (and direct again if ``with_direct``:
+    unless it lost by ``DROP_RATIO``; for inference also the winner with its products in one XLA function, ``_products_round``'s
     question asked here at no extra round); each later round the new best beside the next size in the direction
     that won, until the best stays or wins by less than ``TIE_RATIO`` (the other placement winning: its
     neighbours again, that way). Each chunk size is another XLA compilation and a round of runs: the search
@@ -516,7 +569,7 @@ def _climb_chunks(workload, measure, seconds, winner):
     if winner.chunk not in divisors:
         return {}
     current, index = winner, divisors.index(winner.chunk)
-    others = [Choice("direct")] if seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[winner.name] else []
+    others = [Choice("direct")] if with_direct else []
     if workload.pass_name == "inference" and winner.products == "matmul":
         others.append(dataclasses.replace(winner, products="xla"))
     in_range = lambda *indices: [i for i in indices if 0 <= i < len(divisors)]  # noqa: E731
@@ -559,17 +612,16 @@ def choose(workload, fallback):
     if entry is None:
         if tf.distribute.has_strategy() or not _MEASURING[0]:
             return Choice(fallback)
-        entry = _in_fresh_thread(tune, workload, None, _inference_seconds(cache, workload))
+        entry = _in_fresh_thread(tune, workload, None, _inference_entry(cache, workload))
         cache.put(workload, entry)
     return Choice.parse(entry["choice"])
 
 
-def _inference_seconds(cache, workload):
-    """The inference timings of a training workload's layer, if tuned (``tune_network`` tunes inference first)."""
+def _inference_entry(cache, workload):
+    """The inference entry of a training workload's layer, if tuned (``tune_network`` tunes inference first)."""
     if workload.pass_name != "training":
         return None
-    entry = cache.get(dataclasses.replace(workload, pass_name="inference"))
-    return entry["seconds"] if entry else None
+    return cache.get(dataclasses.replace(workload, pass_name="inference"))
 
 
 def _in_fresh_thread(fn, *args):
@@ -649,7 +701,7 @@ def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=P
                 rows.append(_row(pass_name, workloads[workload], workload, None, False, print_fn))
                 continue
             if not reused:
-                entry = tune(workload, None, _inference_seconds(cache, workload))
+                entry = tune(workload, None, _inference_entry(cache, workload))
                 cache.put(workload, entry)
             rows.append(_row(pass_name, workloads[workload], workload, entry, reused, print_fn))
     return rows
@@ -659,12 +711,32 @@ def _row(pass_name, layers, workload, entry, reused, print_fn):
     """One ``tune_network`` row (``entry`` None: left to the rule), printed."""
     seconds = entry["seconds"] if entry else {}
     choice = entry["choice"] if entry else Choice(fallback_rule(workload)).name
-    speedup = seconds.get("direct", float("nan")) / seconds[choice] if entry else float("nan")
+    speedup, at_batch = speedup_vs_direct(entry) if entry else (float("nan"), None)
     if print_fn:
         how = ("cached" if reused else f"tuned in {entry['tuning_seconds']:.1f} s") if entry \
             else "the rule's: the tuning budget is spent"
+        where = f" at batch {at_batch}" if at_batch else ""
         print_fn(f"  {pass_name:<9} {','.join(layers):<24} {workload.height}x{workload.width} "
-                 f"{workload.c_in}->{workload.c_out}: {choice:<13} {speedup:.2f}x direct ({how})")
+                 f"{workload.c_in}->{workload.c_out}: {choice:<13} {speedup:.2f}x direct{where} ({how})")
     return {"pass": pass_name, "layers": layers, "workload": workload.key(), "choice": choice, "seconds": seconds,
-            "speedup_vs_direct": speedup, "reused": reused, "tuned": entry is not None,
+            "screen": entry.get("screen") if entry else None, "speedup_vs_direct": speedup,
+            "speedup_batch": at_batch or workload.batch, "reused": reused, "tuned": entry is not None,
             "tuning_seconds": entry["tuning_seconds"] if entry and not reused else 0.0}
+
+
+def speedup_vs_direct(entry):
+    """``(direct's seconds / the choice's, None)`` from a cache entry's full-batch timings if both ran there; else
+    ``(ratio, screen batch)`` from its screen (the choice's algorithm and placement at their fastest there), or
+    NaN if the screen did not run that pair. Direct's own pick: 1.0."""
+    choice = Choice.parse(entry["choice"])
+    seconds = entry["seconds"]
+    if choice.algorithm == "direct":
+        return 1.0, None
+    if "direct" in seconds and entry["choice"] in seconds:
+        return seconds["direct"] / seconds[entry["choice"]], None
+    screen = entry.get("screen") or {"batch": None, "seconds": {}}
+    same = [t for name, t in screen["seconds"].items() if dataclasses.replace(Choice.parse(name), chunk=None) ==
+            dataclasses.replace(choice, chunk=None)]
+    if "direct" not in screen["seconds"] or not same:
+        return float("nan"), None
+    return screen["seconds"]["direct"] / min(same), screen["batch"]
