@@ -42,6 +42,7 @@ CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
 ROUNDS_BUDGET = 5.0                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
 SCREEN_BATCH = 8                     # a larger batch's candidates are first screened on this many images
+SCREEN_KEEP = 1.10                   # ... and those within this of the screen's best run on the full batch
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
@@ -422,10 +423,10 @@ def _screen(workload, measure, candidates):
     costs a fraction of the full batch's: ``({full-batch name: screen seconds}, {"batch", "seconds"})``, or
     ``(None, None)`` for a batch this small.
 
-    Only the candidates within ``CLOSE_RATIO`` of the screen's best are then timed on the full batch. The screen
-    ranks, the full batch decides: side by side the candidates' ratios moved by up to ~15% between batch 8 and 32
-    (VGG-16 on a Zen 4), less than ``CLOSE_RATIO``'s margin. Each Winograd candidate's kernels run per chunk of
-    images, so those the screen compiled (the same chunk shape) serve the full batch too.
+    Only candidates within ``SCREEN_KEEP`` of the screen's best run on the full batch. Measured side by side on
+    VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing one's favour between batch
+    8 and 32 (more often in the leader's): one dropped at 1.10x would be about even there, not ahead. Winograd's
+    kernels run per chunk of images, so those the screen compiled (the same chunk shape) serve the full batch.
     """
     if workload.batch <= SCREEN_BATCH:
         return None, None
@@ -506,35 +507,40 @@ def _rounds(workload, measure, inference_entry=None):
     round's, measured at another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between
     rounds).
 
-    First every algorithm with the rule's chunking (on a large batch, those the screen kept; ``_screen``); then,
-    if the fastest Winograd is within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``;
-    for inference in the other placement too, or at batch 1, with no sizes to climb, ``_products_round``).
-    Training (``inference_entry`` given) is pruned instead. A screen that keeps one candidate (and no climb)
-    decides alone: the last round is then the screen's.
+    First every algorithm with the rule's chunking; then, if the fastest Winograd is within ``CLOSE_RATIO`` of
+    the best, its chunk size is searched (``_climb_chunks``; for inference in the other placement too, or at batch
+    1, with no sizes to climb, ``_products_round``). Training (``inference_entry`` given) is pruned instead. On a
+    batch over ``SCREEN_BATCH`` images the first round is a screen's (``_screen``), and only the candidates it
+    kept run on the full batch: in the climb's first round, or (training) in one round side by side. A screen
+    that keeps one candidate and has no chunk sizes to climb decides alone.
     """
     candidates = candidate_algorithms(workload)
     if inference_entry:
         candidates = _pruned_by_inference(workload, candidates, inference_entry)
     screened, screen = _screen(workload, measure, candidates)
-    if screened is not None:
-        if not screened:
-            raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
-        candidates = [c for c in candidates if screened.get(c.name, float("inf")) <= CLOSE_RATIO * min(
-            screened.values())]
-    seconds = dict(measure(workload, candidates)) if screened is None or len(candidates) > 1 else {}
-    if not seconds and screened is None:
+    if screened is None:
+        seconds = dict(measure(workload, candidates))
+        first_round = dict(seconds)
+    else:
+        best = min(screened.values(), default=None)
+        seconds, first_round = {}, {n: t for n, t in screened.items() if t <= SCREEN_KEEP * best}
+    if not first_round:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
-    last_round = dict(seconds) or {c.name: screened[c.name] for c in candidates}
+    last_round = first_round
     if workload.pass_name == "inference" and workload.batch == 1:   # no chunk sizes to climb: a round of its own
         last_round = _products_round(workload, measure, seconds) or last_round
-    ranked = seconds if "direct" in seconds or screened is None else screened   # direct's ratio, if not timed here
     fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
     if fastest_winograd and workload.batch > 1 and not inference_entry and \
             last_round[fastest_winograd] <= CLOSE_RATIO * min(last_round.values()):
+        ranked = screened if screened is not None else seconds   # direct and the winner side by side
         with_direct = ranked.get("direct", float("inf")) <= DROP_RATIO * ranked[fastest_winograd]
-        climbed = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd), with_direct)
+        rivals = [Choice.parse(n) for n in first_round if n not in ("direct", fastest_winograd)] if screened else []
+        climbed = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd), with_direct, rivals)
         if climbed:
             return seconds, climbed, screen
+    if screened is not None and len(first_round) > 1:   # the screen's survivors, side by side on the full batch
+        seconds = dict(measure(workload, [Choice.parse(n) for n in first_round]))
+        last_round = seconds or first_round
     return seconds, last_round, screen
 
 
@@ -553,28 +559,29 @@ def _products_round(workload, measure, seconds):
     return dict(result)
 
 
-def _climb_chunks(workload, measure, seconds, winner, with_direct):
+def _climb_chunks(workload, measure, seconds, winner, with_direct, rivals=()):
     """Hill-climb ``winner``'s images per call over the divisors of the batch (up to ``_chunk_limit``); updates
     ``seconds``, returns the last round's timings (``{}`` if nothing ran).
 
-    The first round times the winner beside its neighbours on both sides (and direct again if ``with_direct``:
-    unless it lost by ``DROP_RATIO``; for inference also the winner with its products in one XLA function, ``_products_round``'s
-    question asked here at no extra round); each later round the new best beside the next size in the direction
-    that won, until the best stays or wins by less than ``TIE_RATIO`` (the other placement winning: its
-    neighbours again, that way). Each chunk size is another XLA compilation and a round of runs: the search
-    compiles the sizes on its path, not every divisor.
+    The first round times the winner beside its neighbours on both sides, and ``rivals`` (a screen's other
+    survivors, at their rule's chunk sizes), and direct again if ``with_direct`` (unless it lost by
+    ``DROP_RATIO``); for inference also the winner with its products in one XLA function (``_products_round``'s
+    question asked here at no extra round). Each later round times the new best beside the next size in the
+    direction that won, until the best stays or wins by less than ``TIE_RATIO``; another algorithm or placement
+    winning: its neighbours on both sides. Each chunk size is another XLA compilation and a round of runs: the
+    search compiles the sizes on its path, not every divisor.
     """
-    limit = _chunk_limit(workload, winner.algorithm)
-    divisors = [d for d in range(1, limit + 1) if workload.batch % d == 0]
+    divisors = _chunk_divisors(workload, winner.algorithm)
     if winner.chunk not in divisors:
         return {}
     current, index = winner, divisors.index(winner.chunk)
     others = [Choice("direct")] if with_direct else []
     if workload.pass_name == "inference" and winner.products == "matmul":
         others.append(dataclasses.replace(winner, products="xla"))
+    others += list(rivals)
     in_range = lambda *indices: [i for i in indices if 0 <= i < len(divisors)]  # noqa: E731
     steps, final_round = in_range(index - 1, index + 1), {}
-    while steps:
+    while steps or others:
         result = measure(workload, others + [current] + [dataclasses.replace(current, chunk=divisors[i])
                                                          for i in steps])
         if not result:
@@ -585,11 +592,18 @@ def _climb_chunks(workload, measure, seconds, winner, with_direct):
         if best in ("direct", current.name) or result[best] * TIE_RATIO > result.get(current.name, float("inf")):
             break   # the best stays, or a near equal won: the last round's winner is the pick all the same
         best = Choice.parse(best)
+        turned = (best.algorithm, best.products) != (current.algorithm, current.products)
+        divisors = _chunk_divisors(workload, best.algorithm)
         new_index = divisors.index(best.chunk)
-        # The same size with the other placement won: its neighbours again; else one more size that way.
-        steps = in_range(index - 1, index + 1) if new_index == index else in_range(2 * new_index - index)
+        # Another algorithm or placement won: its neighbours on both sides; else one more size that way.
+        steps = in_range(new_index - 1, new_index + 1) if turned else in_range(2 * new_index - index)
         current, index, others = best, new_index, []
     return final_round
+
+
+def _chunk_divisors(workload, algorithm):
+    """The chunk sizes the climb may try: the divisors of the batch up to ``_chunk_limit``."""
+    return [d for d in range(1, _chunk_limit(workload, algorithm) + 1) if workload.batch % d == 0]
 
 
 @tf.autograph.experimental.do_not_convert   # plain Python, also when called while a graph is traced
