@@ -301,12 +301,15 @@ def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, t
     assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
 
 
-@pytest.mark.parametrize("run_seconds,timed_runs", [(0.01, 5), (3.0, autotune.MIN_REPEATS)])
-def test_long_runs_end_the_timing_at_the_rounds_budget(monkeypatch, run_seconds, timed_runs):
-    # Overlapping, not near equal (7%): short runs take every round, runs of seconds stop at the budget.
+@pytest.mark.parametrize("run_seconds,budget_rounds,timed_runs", [
+    (0.01, autotune.MIN_REPEATS, 5), (3.0, autotune.MIN_REPEATS, autotune.MIN_REPEATS), (3.0, 1, 1), (1.0, 1, 3)])
+def test_long_runs_end_the_timing_at_the_rounds_budget(monkeypatch, run_seconds, budget_rounds, timed_runs):
+    # Overlapping, not near equal (7%): short runs take every round, runs of seconds stop at the budget (after
+    # budget_rounds rounds: 1 where a screen ranked the candidates first).
     runs = _fake_timings(monkeypatch, lambda name, n: run_seconds * ((1.0 + 0.1 * (n % 2)) if name == "direct"
                                                                      else (1.07 if n % 2 else 1.2)))
-    autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5)
+    autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5,
+                          budget_rounds=budget_rounds)
     assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
 
 
@@ -439,3 +442,25 @@ def test_tuning_a_large_batch_for_real_screens_it_and_builds_each_candidate_once
     full_batch = {name for batch, name in built if batch == 16}
     assert {c.name for c in autotune.candidate_algorithms(workload)} <= full_batch == set(entry["seconds"])
     assert entry["choice"] in entry["seconds"]
+
+
+def test_a_screen_that_would_decide_alone_times_its_two_leaders_once_more():
+    calls = []
+    moments = iter([{"direct": 1.0, "winograd4": 1.6, "winograd6": 1.12},   # a burst slows F(6x6): 1.12x direct
+                    {"direct": 1.0, "winograd6": 0.7}])                      # once more: its usual 0.7x
+    def measure(workload, choices):
+        calls.append((workload.batch, [c.name for c in choices]))
+        times = next(moments) if workload.batch == autotune.SCREEN_BATCH else {"direct": 1.0, "winograd6": 0.7}
+        return {c.name: times[c.algorithm] for c in choices if c.algorithm in times}
+    workload = autotune.Workload(112, 112, 64, 128, 32, pass_name="training")
+    entry = autotune.tune(workload, measure, inference_entry={"seconds": {
+        "direct": 1.0, "winograd4/1": 0.7, "winograd6/1": 0.6}})
+    assert [batch for batch, _ in calls] == [8, 8] and [n.split("/")[0] for n in calls[1][1]] == [
+        "direct", "winograd6"]                                      # the two leaders, on the screen's batch
+    assert autotune.Choice.parse(entry["choice"]).algorithm == "winograd6"   # kept alone now, decided
+    assert entry["screen"]["seconds"][calls[1][1][1]] == 0.7 and entry["seconds"] == {}
+    calls.clear()
+    moments = iter([{"direct": 1.0, "winograd4": 1.6, "winograd6": 1.3}])    # runner-up past CLOSE_RATIO: decided
+    entry = autotune.tune(workload, measure, inference_entry={"seconds": {
+        "direct": 1.0, "winograd4/1": 0.7, "winograd6/1": 0.6}})
+    assert len(calls) == 1 and entry["choice"] == "direct"
