@@ -489,9 +489,7 @@ def _pruned_by_inference(workload, candidates, inference_entry):
         seconds = fastest.get(choice.algorithm, (float("inf"),))[0]
         if seconds <= PRUNE_RATIO * best:
             _, chunk, products = placed[choice.algorithm]
-            if chunk is not None:
-                chunk = _largest_divisor(workload.batch, min(chunk, _chunk_limit(workload, choice.algorithm)))
-            kept.append(Choice(choice.algorithm, chunk or choice.chunk, products))
+            kept.append(_at_batch(Choice(choice.algorithm, chunk or choice.chunk, products), workload))
     return kept
 
 

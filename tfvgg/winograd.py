@@ -402,7 +402,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
             dxs, du, dbias = [], 0, 0
             # Through the ReLU once, for the whole batch, as direct's backward does: dL/dz may take dL/dy's
             # buffer, and y is then free; split per chunk, y and dL/dy were both held to the last chunk (F(6x6),
-            # 224x224 64->64 batch-32 training: 392 MiB more at the layer's peak).
+            # 224x224 64->64 batch-32 training: 317 MiB more at the step's peak).
             dz = tf.raw_ops.ReluGrad(gradients=dy, features=y)
             for x_piece, dz_piece in zip(_split(x, sizes), _split(dz, sizes)):
                 with tf.control_dependencies([du] if tf.is_tensor(du) else []):
