@@ -188,26 +188,44 @@ def test_products_inside_one_xla_function_give_the_same_values_and_gradients(rng
         winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format, u, products="gpu")
 
 
-def test_chunks_run_in_turn_forward_and_backward(rng):
-    """Each chunk's input transform waits (forward: for the previous chunk's output; backward: for its own dL/dM),
-    so one chunk's tiles are alive at a time; unordered, the executor may start every chunk's transform at once."""
-    x = tf.Variable(random_images(rng, (3, 8, 8, 4)))
+def _input_transform_calls(graph_def):
+    """How many times the graph (with the loop bodies in its function library) calls ``_input_tiles``."""
+    names = {f.get_concrete_function(*[tf.TensorSpec(shape, dtype) for shape, dtype in key[2]]).name.decode()
+             for key, f in winograd._XLA_FUNCTIONS.items() if key[0] is winograd._input_tiles}
+    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+    return sum(1 for n in nodes if n.op in ("StatefulPartitionedCall", "PartitionedCall") and n.attr["f"].func.name
+               in names)
+
+
+@pytest.mark.parametrize("batch", [3, 7])
+def test_chunks_run_in_turn_in_a_loop_forward_and_backward(rng, batch):
+    """Chunks of one image: the first alone, the rest in a loop of one iteration at a time (so one chunk's tiles
+    are alive at a time), so the graph does not grow with the batch; same values and gradients as direct."""
+    x = tf.Variable(random_images(rng, (batch, 8, 8, 4)))
     kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 4))), tf.Variable(random_images(rng, (4,)))
 
-    def step():
+    @tf.function
+    def step(conv):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(winograd.conv_bias_relu(x, kernel, bias, "winograd2", chunk=1))
-        return tape.gradient(loss, [x, kernel])
+            y = conv(x, kernel, bias)
+            loss = tf.reduce_sum(tf.square(y))
+        return y, tape.gradient(loss, [x, kernel, bias])
 
-    graph = tf.function(step).get_concrete_function().graph
-    input_tiles = {f.get_concrete_function(tf.TensorSpec(key[2][0][0], key[2][0][1])).name.decode()
-                   for key, f in winograd._XLA_FUNCTIONS.items() if key[0] is winograd._input_tiles}
-    transforms = [op for op in graph.get_operations()
-                  if op.type in ("StatefulPartitionedCall", "PartitionedCall") and
-                  op.get_attr("f").name in input_tiles]
-    assert len(transforms) == 6                                                  # 3 chunks, forward and backward
-    # Forward: every chunk but the first waits for the one before; backward: every chunk's V waits for its dL/dM.
-    assert sum(1 for op in transforms if op.control_inputs) == 2 + 3
+    ours = lambda *a: winograd.conv_bias_relu(*a, "winograd2", chunk=2)  # noqa: E731
+    (y, grads), (reference, reference_grads) = step(ours), step(direct)
+    np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=0, atol=1e-5 * np.abs(reference).max())
+    for a, b in zip(grads, reference_grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * np.abs(b).max())
+    graph = step.get_concrete_function(ours).graph
+    # Batch 3: [2, 1], the first chunk and the last; batch 7: [2, 2, 2, 1], first, loop body, last. Each forward
+    # and backward.
+    assert _input_transform_calls(graph.as_graph_def()) == (4 if batch == 3 else 6)
+    loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
+    assert len(loops) == (0 if batch == 3 else 2)
+    # One iteration at a time, from a counter (the input after while_v2's own two) that waits for the first chunk:
+    # its output, and in the backward pass its weight-gradient products too.
+    assert all(op.get_attr("parallel_iterations") == 1 for op in loops)
+    assert [len(op.inputs[2].op.control_inputs) for op in loops] == ([] if batch == 3 else [1, 3])
 
 
 def test_gradients_with_an_unknown_batch_size(rng):
