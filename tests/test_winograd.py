@@ -228,6 +228,22 @@ def test_chunks_run_in_turn_in_a_loop_forward_and_backward(rng, batch):
     assert [len(op.inputs[2].op.control_inputs) for op in loops] == ([] if batch == 3 else [1, 3])
 
 
+def test_chunks_compile_inside_a_step_compiled_whole_by_xla(rng):
+    """``--xla`` compiles the whole step, the chunks' loop with it (it needs static slice and list shapes)."""
+    x = tf.Variable(random_images(rng, (5, 8, 8, 4)))
+    kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 4))), tf.Variable(random_images(rng, (4,)))
+
+    def step(conv):
+        with tf.GradientTape() as tape:
+            y = conv(x, kernel, bias)
+            loss = tf.reduce_sum(tf.square(y))
+        return y, tape.gradient(loss, [x, kernel, bias])
+
+    ours = tf.function(lambda: step(lambda *a: winograd.conv_bias_relu(*a, "winograd2", chunk=2)), jit_compile=True)
+    for a, b in zip(tf.nest.flatten(ours()), tf.nest.flatten(step(direct))):   # chunks of 2, 2 and 1
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * np.abs(b).max())
+
+
 def test_gradients_with_an_unknown_batch_size(rng):
     x = tf.constant(random_images(rng, (3, 10, 9, 4)))
     kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 5))), tf.Variable(random_images(rng, (5,)))

@@ -339,7 +339,8 @@ def training_chunk_limit(batch, height, width, c_in, c_out, m):
 
 def _chunk(t, start, size):
     """Images ``start .. start + size`` of the batch-major ``t`` (``start`` may be a tensor), with a static shape."""
-    piece = t[start:start + size]   # a StridedSlice along the batch shares t's buffer
+    # A constant size: XLA (a step compiled whole) takes it as a dynamic slice of static shape.
+    piece = tf.slice(t, tf.stack([start] + [0] * (t.shape.rank - 1)), [size, *t.shape[1:]])
     piece.set_shape([size, *t.shape[1:]])
     return piece
 
@@ -359,8 +360,8 @@ def _in_chunks(step, tensors, sizes, output_shape):
         return step(tensors, None)
     chunk, count = sizes[0], sizes.count(sizes[0])
     first, carry = step([_chunk(t, 0, chunk) for t in tensors], None)
-    outputs = tf.TensorArray(first.dtype, size=len(sizes), infer_shape=False,
-                             element_shape=tf.TensorShape([None, *first.shape[1:]])).write(0, first)
+    # Elements of one shape (the last chunk, if shorter, is concatenated after): XLA's TensorLists need that.
+    outputs = tf.TensorArray(first.dtype, size=count, element_shape=first.shape).write(0, first)
     if count > 1:
         def body(i, outputs, *carry):
             output, carry = step([_chunk(t, i * chunk, chunk) for t in tensors], carry)
@@ -370,11 +371,11 @@ def _in_chunks(step, tensors, sizes, output_shape):
             start = tf.constant(1)
         _, outputs, *carry = tf.while_loop(lambda i, *_: i < count, body, (start, outputs, *carry),
                                            parallel_iterations=1)
-    if count < len(sizes):
-        with tf.control_dependencies([outputs.flow]):
-            last, carry = step([t[count * chunk:] for t in tensors], tuple(carry))
-        outputs = outputs.write(count, last)
     result = outputs.concat()
+    if count < len(sizes):
+        with tf.control_dependencies([result]):
+            last, carry = step([t[count * chunk:] for t in tensors], tuple(carry))
+        result = tf.concat([result, last], axis=0)   # a copy more; auto's chunk sizes divide the batch
     result.set_shape(output_shape)
     return result, tuple(carry)
 
