@@ -188,6 +188,14 @@ def test_products_inside_one_xla_function_give_the_same_values_and_gradients(rng
         winograd.conv_bias_relu(x, kernel, bias, algorithm, data_format, u, products="gpu")
 
 
+def _values_and_gradients(conv, x, kernel, bias):
+    """``conv(x, kernel, bias)`` and the gradients of its sum of squares with respect to all three."""
+    with tf.GradientTape() as tape:
+        y = conv(x, kernel, bias)
+        loss = tf.reduce_sum(tf.square(y))
+    return y, tape.gradient(loss, [x, kernel, bias])
+
+
 def _input_transform_calls(graph_def):
     """How many times the graph (with the loop bodies in its function library) calls ``_input_tiles``."""
     names = {f.get_concrete_function(*[tf.TensorSpec(shape, dtype) for shape, dtype in key[2]]).name.decode()
@@ -203,14 +211,7 @@ def test_chunks_run_in_turn_in_a_loop_forward_and_backward(rng, batch):
     are alive at a time), so the graph does not grow with the batch; same values and gradients as direct."""
     x = tf.Variable(random_images(rng, (batch, 8, 8, 4)))
     kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 4))), tf.Variable(random_images(rng, (4,)))
-
-    @tf.function
-    def step(conv):
-        with tf.GradientTape() as tape:
-            y = conv(x, kernel, bias)
-            loss = tf.reduce_sum(tf.square(y))
-        return y, tape.gradient(loss, [x, kernel, bias])
-
+    step = tf.function(lambda conv: _values_and_gradients(conv, x, kernel, bias))
     ours = lambda *a: winograd.conv_bias_relu(*a, "winograd2", chunk=2)  # noqa: E731
     (y, grads), (reference, reference_grads) = step(ours), step(direct)
     np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=0, atol=1e-5 * np.abs(reference).max())
@@ -232,13 +233,7 @@ def test_chunks_compile_inside_a_step_compiled_whole_by_xla(rng):
     """``--xla`` compiles the whole step, the chunks' loop with it (it needs static slice and list shapes)."""
     x = tf.Variable(random_images(rng, (5, 8, 8, 4)))
     kernel, bias = tf.Variable(random_images(rng, (3, 3, 4, 4))), tf.Variable(random_images(rng, (4,)))
-
-    def step(conv):
-        with tf.GradientTape() as tape:
-            y = conv(x, kernel, bias)
-            loss = tf.reduce_sum(tf.square(y))
-        return y, tape.gradient(loss, [x, kernel, bias])
-
+    step = lambda conv: _values_and_gradients(conv, x, kernel, bias)  # noqa: E731
     ours = tf.function(lambda: step(lambda *a: winograd.conv_bias_relu(*a, "winograd2", chunk=2)), jit_compile=True)
     for a, b in zip(tf.nest.flatten(ours()), tf.nest.flatten(step(direct))):   # chunks of 2, 2 and 1
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5 * np.abs(b).max())
