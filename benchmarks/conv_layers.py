@@ -61,9 +61,11 @@ def time_algorithms(workload, algorithms, repeats=5):
     """Best seconds of relu(conv3x3 + bias) per choice, by the autotuner's timing path: ``{choice name: seconds}``.
 
     ``algorithms``: names ("direct", "winograd4", or with a chunk size, "winograd4/2"); in ``workload``'s pass
-    (inference: filters transformed in advance; training: forward and the three gradients), interleaved.
+    (inference: filters transformed in advance; training: forward and the three gradients), interleaved. Every
+    round runs unless a candidate lost clearly (the tuner's time budget would end the rounds early).
     """
-    return autotune.time_choices(workload, [autotune.Choice.parse(a) for a in algorithms], repeats)
+    return autotune.time_choices(workload, [autotune.Choice.parse(a) for a in algorithms], repeats,
+                                 budget_rounds=repeats)
 
 
 def main(argv):

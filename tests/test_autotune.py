@@ -75,31 +75,27 @@ def test_choice_names_round_trip_and_unknown_names_are_refused():
             autotune.Choice.parse(name)
 
 
-def test_inference_tries_products_in_xla_in_the_climb_or_at_batch_1_for_the_close_winograd_candidates():
+def test_inference_tries_products_in_xla_at_batch_1_only_for_the_close_winograd_candidates():
     calls = []
     def measure(workload, choices):        # products in XLA 0.7x; winograd2 and 4 close, winograd6 far behind
         calls.append([c.name for c in choices])
         return {c.name: {"direct": 1.3, "winograd2": 1.1, "winograd4": 1.0, "winograd6": 2.0}[c.algorithm] *
                 (1 + abs((c.chunk or 4) - 4) / 8) * (0.7 if c.products == "xla" else 1.0) for c in choices}
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="inference"), measure)
-    assert not any(n.endswith("+xla") for n in calls[0])
+    assert not any(n.endswith("+xla") for names in calls for n in names)   # batch 8: chunk sizes climbed only
     rule = autotune.Choice.parse(next(n for n in calls[0] if n.startswith("winograd4")))
-    assert calls[1][:3] == ["direct", f"{rule.name}+xla", rule.name]   # the climb's first round asks it too
     assert rule.chunk == 2                                            # CHUNK_BYTES' rule, the same on any CPU
-    assert calls[2] == ["winograd4/2+xla", "winograd4/1+xla", "winograd4/4+xla"]   # won at 2: both sides again
-    assert entry["choice"] == "winograd4/4+xla"
+    assert calls[1:] == [["direct", "winograd4/2", "winograd4/1", "winograd4/4"], ["winograd4/4", "winograd4/8"]]
+    assert entry["choice"] == "winograd4/4"
     calls.clear()
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 1, pass_name="inference"), measure)
     close = [n for n in calls[0] if n.startswith(("winograd2", "winograd4"))]
     assert calls[1:] == [["direct"] + close + [n + "+xla" for n in close]]   # batch 1: a round of its own
     assert entry["choice"] == "winograd4/1+xla"
     calls.clear()
-    autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="training"), measure)
-    assert not any(n.endswith("+xla") for names in calls for n in names)   # no placement round in training
-    calls.clear()
     autotune.tune(autotune.Workload(28, 28, 512, 512, 8, pass_name="training"), measure,
                   inference_entry={"seconds": {"direct": 1.3, "winograd4/4+xla": 0.7, "winograd4/4": 1.0}})
-    assert calls[0] == ["direct", "winograd4/4+xla"]   # ... but inference's fastest placement and chunk
+    assert calls[0] == ["direct", "winograd4/4+xla"]   # training takes inference's fastest placement and chunk
 
 
 def test_the_rules_chunk_is_rounded_to_a_divisor_of_the_batch():
@@ -109,7 +105,7 @@ def test_the_rules_chunk_is_rounded_to_a_divisor_of_the_batch():
     assert rule == 3 and "winograd4/2" in tried                                 # the divisor below the rule's 3
 
 
-def test_chunk_sizes_are_hill_climbed_one_side_by_side_round_at_a_time():
+def test_chunk_sizes_are_hill_climbed_on_8_images_then_on_up_on_the_full_batch():
     calls, batches, best_chunk = [], [], 16
     def measure(workload, choices):                  # winograd4 fastest at 16 images per call, direct 2x behind
         calls.append([c.name for c in choices])
@@ -117,13 +113,15 @@ def test_chunk_sizes_are_hill_climbed_one_side_by_side_round_at_a_time():
         return {c.name: 3.0 if c.algorithm == "direct" else (1 + abs((c.chunk or 1) - best_chunk) / 32) *
                 (1.0 if c.algorithm == "winograd4" else 1.5) for c in choices}
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 32, pass_name="inference"), measure)
-    assert batches[0] == autotune.SCREEN_BATCH and set(batches[1:]) == {32}    # the screen kept winograd4 alone
-    assert calls[1] == ["winograd4/2+xla", "winograd4/2", "winograd4/1", "winograd4/4"]   # the rule's 2, its
-    assert calls[2:] == [["winograd4/4", "winograd4/8"], ["winograd4/8", "winograd4/16"],
-                         ["winograd4/16", "winograd4/32"]]                     # up while it gains; 32 loses: stop
-    assert entry["choice"] == "winograd4/16" and len(entry["seconds"]) == 7    # and winograd4/2+xla
-    assert entry["screen"] == {"batch": autotune.SCREEN_BATCH, "seconds": dict(zip(calls[0], [
-        measure(autotune.Workload(28, 28, 512, 512, 8), [autotune.Choice.parse(n)])[n] for n in calls[0]]))}
+    assert batches == [8, 8, 8, 32, 32]
+    assert calls[1:3] == [["winograd4/2", "winograd4/1", "winograd4/4"], ["winograd4/4", "winograd4/8"]]   # the
+    # rule's 2, its neighbours, then up while it gains, on 8 images; at 8, the largest there, on up on 32 images
+    assert calls[3:] == [["winograd4/8", "winograd4/16"], ["winograd4/16", "winograd4/32"]]   # 32 loses: stop
+    assert entry["choice"] == "winograd4/16" and set(entry["seconds"]) == {"winograd4/8", "winograd4/16",
+                                                                           "winograd4/32"}   # the full batch's
+    small = autotune.Workload(28, 28, 512, 512, 8)
+    assert entry["screen"] == {"batch": autotune.SCREEN_BATCH, "seconds": {
+        n: measure(small, [autotune.Choice.parse(n)])[n] for names in calls[:3] for n in names}}
 
 
 def test_measured_choice_is_cached_and_reused_by_the_next_process(cache_path, monkeypatch):
@@ -230,6 +228,15 @@ def test_training_tries_only_what_inference_did_not_rule_out():
     assert entry["choice"] == "winograd4/4"
 
 
+def test_training_takes_the_chunk_size_inference_picked_not_a_faster_time_from_another_round():
+    calls = []
+    inference = {"choice": "winograd4/4", "seconds": {}, "screen": {"batch": 8, "seconds": {
+        "direct": 1.3, "winograd4/2": 0.54, "winograd4/4": 0.57, "winograd6/2": 0.6, "winograd6/4": 0.58}}}
+    workload = autotune.Workload(28, 28, 512, 512, 8, pass_name="training")
+    autotune.tune(workload, fake_measure({}, calls), inference_entry=inference)
+    assert calls[0] == ["direct", "winograd4/4", "winograd6/4"]   # F(6x6): the size it ran fastest with
+
+
 def test_training_tries_winograd_that_lost_inference_to_direct_but_not_hopeless_ones():
     calls = []
     measure = fake_measure({"direct": 2.0, "winograd4": 0.9, "winograd6": 0.8}, calls)
@@ -301,11 +308,12 @@ def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, t
     assert len(runs["direct"]) == len(runs["winograd2/1"]) == 1 + timed_runs
 
 
-@pytest.mark.parametrize("run_seconds,budget_rounds,timed_runs", [
-    (0.01, autotune.MIN_REPEATS, 5), (3.0, autotune.MIN_REPEATS, autotune.MIN_REPEATS), (3.0, 1, 1), (1.0, 1, 3)])
-def test_long_runs_end_the_timing_at_the_rounds_budget(monkeypatch, run_seconds, budget_rounds, timed_runs):
-    # Overlapping, not near equal (7%): short runs take every round, runs of seconds stop at the budget (after
-    # budget_rounds rounds: 1 where a screen ranked the candidates first).
+@pytest.mark.parametrize("run_budgets,budget_rounds,timed_runs", [
+    (0.002, autotune.MIN_REPEATS, 5), (0.6, autotune.MIN_REPEATS, autotune.MIN_REPEATS), (0.6, 1, 1), (0.2, 1, 3)])
+def test_long_runs_end_the_timing_at_the_rounds_budget(monkeypatch, run_budgets, budget_rounds, timed_runs):
+    # Overlapping, not near equal (7%): short runs take every round, long ones stop at the budget (after
+    # budget_rounds rounds: 1 on a batch ranked on fewer images first). A round of two takes 2.2 runs' time.
+    run_seconds = run_budgets * autotune.ROUNDS_BUDGET
     runs = _fake_timings(monkeypatch, lambda name, n: run_seconds * ((1.0 + 0.1 * (n % 2)) if name == "direct"
                                                                      else (1.07 if n % 2 else 1.2)))
     autotune.time_choices(SMALL, [autotune.Choice("direct"), autotune.Choice("winograd2", 1)], repeats=5,
@@ -379,26 +387,35 @@ def test_the_rounds_of_one_tuning_build_each_candidate_once(monkeypatch):
     assert len({inputs for _, inputs in built}) == 1   # every candidate reads the same input variables
 
 
-def test_a_large_batch_is_screened_on_a_sub_batch_and_decided_on_the_full_batch():
-    calls = []
-    def measure(workload, choices):   # at 8 images F(4x4) leads F(6x6) by 5%; at 32, F(6x6) leads
+def test_a_large_batch_is_searched_on_8_images_and_the_full_batch_decides_what_those_cannot():
+    calls, direct_on_32 = [], [0.9]
+    def measure(workload, choices):   # at 8 images F(4x4) leads direct by 5%; at 32, direct leads
         calls.append((workload.batch, [c.name for c in choices]))
         small = workload.batch == autotune.SCREEN_BATCH
-        times = {"direct": 1.4, "winograd2": 2.0, "winograd4": 1.0 if small else 1.2, "winograd6": 1.05}
+        times = {"direct": 1.05 if small else direct_on_32[0], "winograd2": 2.0, "winograd4": 1.0, "winograd6": 1.3}
         return {c.name: times[c.algorithm] * workload.batch * (1 + 0.001 * (c.chunk or 0)) for c in choices}
     workload = autotune.Workload(28, 28, 512, 512, 32, pass_name="inference")
     entry = autotune.tune(workload, measure)
-    rule = {autotune.Choice.parse(n).algorithm: n for n in (c.name for c in autotune.candidate_algorithms(workload))}
-    assert calls[0][0] == 8 and len(calls[0][1]) == 4                     # every algorithm, on 8 images
-    batch, climb = calls[1]                           # the climb from F(4x4), its rival F(6x6) beside it
-    assert batch == 32 and climb[:4] == ["direct", rule["winograd4"] + "+xla", rule["winograd6"], rule["winograd4"]]
-    assert all(autotune.Choice.parse(n).algorithm == "winograd6" for n in calls[2][1])   # F(6x6) won: its sizes
-    assert autotune.Choice.parse(entry["choice"]).algorithm == "winograd6"         # the full batch decided
-    assert set(entry["seconds"]) == {n for _, names in calls[1:] for n in names}   # full-batch times only
-    assert entry["screen"]["batch"] == 8 and set(entry["screen"]["seconds"]) == set(calls[0][1])
+    assert [batch for batch, _ in calls] == [8, 8, 32] and len(calls[0][1]) == 4   # every algorithm, on 8 images
+    assert calls[1][1] == ["direct", "winograd4/2", "winograd4/1", "winograd4/4"]  # the climb, on 8 images
+    assert calls[2][1] == ["winograd4/1", "direct"]   # direct's kernels do not run per chunk: within SCREEN_KEEP,
+    assert entry["choice"] == "direct"                # the full batch decides (F(6x6), 1.3x behind, is out)
+    assert set(entry["seconds"]) == set(calls[2][1])                             # full-batch times only
+    assert set(entry["screen"]["seconds"]) == {n for _, names in calls[:2] for n in names}
+    assert autotune.speedup_vs_direct(entry) == (1.0, None)
+    calls.clear()
+    direct_on_32[0] = 1.2
+    entry = autotune.tune(workload, measure)
+    assert entry["choice"] == "winograd4/1" and autotune.speedup_vs_direct(entry) == (
+        pytest.approx(entry["seconds"]["direct"] / entry["seconds"]["winograd4/1"]), None)   # direct ran there
+    calls.clear()
+    entry = autotune.tune(workload, fake_measure({"direct": 1.4, "winograd2": 2.0, "winograd4": 1.0,
+                                                  "winograd6": 1.05}, calls))
+    assert entry["seconds"] == {} and entry["choice"] == "winograd4/1"   # Winograd finalists only, at the chunk
+    assert calls[2:] == [["winograd4/1", "winograd6/2"]]   # sizes they ran with: ranked on 8 images (the same
+    # kernels per chunk), side by side (F(6x6)'s time was from the first round, F(4x4)'s from the climb)
     speedup, at_batch = autotune.speedup_vs_direct(entry)
-    assert at_batch is None and speedup == pytest.approx(
-        entry["seconds"]["direct"] / entry["seconds"][entry["choice"]])            # direct ran in the climb
+    assert at_batch == 8 and speedup == pytest.approx(1.4 / 1.01)
     calls.clear()
     small = autotune.tune(dataclasses.replace(workload, batch=8), measure)
     assert "screen" not in small and {batch for batch, _ in calls} == {8}         # 8 images: nothing to screen
@@ -437,10 +454,12 @@ def test_tuning_a_large_batch_for_real_screens_it_and_builds_each_candidate_once
         monkeypatch.setattr(autotune, name, float("inf"))
     workload = autotune.Workload(8, 8, 4, 8, 16, pass_name="inference")
     entry = autotune.tune(workload)
-    assert entry["screen"]["batch"] == 8 and len(entry["screen"]["seconds"]) == 4    # direct, F(2), F(4), F(6)
+    assert entry["screen"]["batch"] == 8 and {autotune.Choice.parse(n).algorithm for n in entry["screen"][
+        "seconds"]} == {"direct", *winograd.ALGORITHMS}
     assert len(built) == len(set(built)) and {b for b, _ in built} == {8, 16}        # built once per batch
     full_batch = {name for batch, name in built if batch == 16}
-    assert {c.name for c in autotune.candidate_algorithms(workload)} <= full_batch == set(entry["seconds"])
+    assert full_batch == set(entry["seconds"])                                       # every finalist ran there
+    assert {autotune.Choice.parse(n).algorithm for n in full_batch} == {"direct", *winograd.ALGORITHMS}
     assert entry["choice"] in entry["seconds"]
 
 

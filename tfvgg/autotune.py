@@ -40,7 +40,7 @@ MIN_REPEATS = 2                      # timed runs before a clear leader may end 
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
-ROUNDS_BUDGET = 5.0                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
+ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
 SCREEN_BATCH = 8                     # a larger batch's candidates are first screened on this many images
 SCREEN_KEEP = 1.10                   # ... and those within this of the screen's best run on the full batch
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
@@ -400,58 +400,95 @@ def _largest_divisor(batch, at_most):
 
 def tune(workload, measure=None, inference_entry=None):
     """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``, and for
-    a batch over ``SCREEN_BATCH`` images ``"screen": {"batch", "seconds"}`` (``_screen``'s timings).
+    a batch over ``SCREEN_BATCH`` images ``"screen": {"batch", "seconds"}`` (the search on that many images).
 
     Every algorithm with the rule's chunking, then the fastest Winograd algorithm (if within ``CLOSE_RATIO`` of
-    the best) with other chunk sizes, found by a hill-climb (``_climb_chunks``), and for inference with its
-    products inside one XLA function too. For training, ``inference_entry`` (the same layer's inference entry)
-    prunes the candidates instead (``_pruned_by_inference``). ``measure(workload, choices)`` -> ``{name: seconds}``;
-    default ``time_choices``, each workload's rounds sharing the candidates they built (tests pass made-up
-    timings). ``"seconds"`` holds the full batch's timings only (empty if the screen left one candidate).
+    the best) with other chunk sizes, found by a hill-climb (``_climb_chunks``). For training, ``inference_entry``
+    (the same layer's inference entry) prunes the candidates instead (``_pruned_by_inference``). A larger batch
+    is searched on ``SCREEN_BATCH`` images and only the close finalists run on the full batch
+    (``_screened_rounds``). ``measure(workload, choices)`` -> ``{name: seconds}``; default ``time_choices``, each
+    workload's rounds sharing the candidates they built (tests pass made-up timings). ``"seconds"`` holds the
+    full batch's timings only (empty if the search on fewer images left one finalist).
     """
     start, prepared = time.perf_counter(), {}
     if measure is None:   # the rounds share what they built, per batch size
         def measure(w, choices):
             return time_choices(w, choices, prepared=prepared.setdefault(w, {}),
                                 budget_rounds=1 if w.batch > SCREEN_BATCH else MIN_REPEATS)
+    candidates, pruned = candidate_algorithms(workload), inference_entry is not None
+    if pruned:
+        candidates = _pruned_by_inference(workload, candidates, inference_entry)
     with _quiet_retracing():
-        seconds, final_round, screen = _rounds(workload, measure, inference_entry)
+        if workload.batch > SCREEN_BATCH:
+            seconds, final_round, screen = _screened_rounds(workload, measure, candidates, pruned)
+        else:
+            (seconds, final_round), screen = _rounds(workload, measure, candidates, pruned), None
     entry = {"choice": min(final_round, key=final_round.get), "seconds": seconds}
     if screen:
         entry["screen"] = screen
     return {**entry, "tuning_seconds": round(time.perf_counter() - start, 3)}
 
 
-def _screen(workload, measure, candidates):
-    """Time ``candidates`` on ``SCREEN_BATCH`` images (chunks cut to fit) if the batch is larger, where a round
-    costs a fraction of the full batch's: ``({full-batch name: screen seconds}, {"batch", "seconds"})``, or
-    ``(None, None)`` for a batch this small.
+def _screened_rounds(workload, measure, candidates, pruned):
+    """A batch over ``SCREEN_BATCH`` images: ``_rounds`` on that many images (chunks cut to fit), where a run costs
+    a fraction of the full batch's, then the full batch for what those cannot settle. Returns (full-batch
+    ``{name: seconds}`` of every round, of the last round, ``{"batch", "seconds"}`` of the smaller batch's).
 
-    Only candidates within ``SCREEN_KEEP`` of the screen's best run on the full batch. Measured side by side on
-    VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing one's favour between batch
-    8 and 32 (more often in the leader's): one dropped at 1.10x would be about even there, not ahead. Winograd's
-    kernels run per chunk of images, so those the screen compiled (the same chunk shape) serve the full batch. A
-    screen that would keep one candidate with a runner-up within ``CLOSE_RATIO`` times those two once more.
+    A chunk of c images runs the same XLA kernels at any batch, one chunk after another, so the smaller batch
+    ranks the Winograd algorithms and climbs their chunk sizes up to its own size. The full batch times the
+    winner beside the finalists (``_finalists``: each other algorithm within ``SCREEN_KEEP``) if direct, whose
+    kernels do not run per chunk, is one of them, or a finalist's chunk size differs there (training's limit
+    grows with the batch), and climbs the winner's chunk size on up if it ended at the largest size the smaller
+    batch allows.
+    Measured side by side on VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing
+    one's favour between batch 8 and 32 (more often in the leader's): one dropped at 1.10x would be about even
+    there, not ahead. Training keeps the chunk size inference chose (``_pruned_by_inference``).
     """
-    if workload.batch <= SCREEN_BATCH:
-        return None, None
     small = dataclasses.replace(workload, batch=SCREEN_BATCH)
     screened = [_at_batch(choice, small) for choice in candidates]
-    seconds = measure(small, screened)
-    ranked = sorted(seconds, key=seconds.get)
-    if len(_kept(seconds)) == 1 and len(ranked) > 1 and seconds[ranked[1]] <= CLOSE_RATIO * seconds[ranked[0]]:
-        # It would decide alone: the two leaders once more, each keeping its best time of both moments (a burst
-        # of load on a shared machine slowed one candidate by 1.5x across a whole measurement).
-        again = measure(small, [c for c in screened if c.name in ranked[:2]])
-        seconds = {name: min(t, again.get(name, t)) for name, t in seconds.items()}
-    by_full_name = {full.name: seconds[cut.name] for full, cut in zip(candidates, screened) if cut.name in seconds}
-    return by_full_name, {"batch": SCREEN_BATCH, "seconds": seconds}
+    small_seconds, small_last = _rounds(small, measure, screened, pruned)
+    finalists = _finalists(small, measure, small_seconds, small_last)
+    small_best, small_names = small_seconds[finalists[0].name], [choice.name for choice in finalists]
+    if pruned:   # back to the chunk sizes inference chose, cut to the full batch's limit
+        full_size = {cut.name: full for full, cut in zip(candidates, screened)}
+        finalists = [full_size.get(choice.name, choice) for choice in finalists]
+    # Winograd finalists that ran on fewer images as they would on the full batch (same chunk size) are ranked.
+    ranked = all(c.algorithm != "direct" and c.name == name for c, name in zip(finalists, small_names))
+    winner, seconds, final_round = finalists[0], {}, {}
+    if winner.algorithm != "direct" and not pruned and winner.chunk == _chunk_divisors(small, winner.algorithm)[-1]:
+        final_round = _climb_chunks(workload, measure, seconds, winner, finalists[1:], upward=True)
+    elif len(finalists) > 1 and not ranked:
+        seconds = dict(measure(workload, finalists))
+        final_round = dict(seconds)
+    elif len(finalists) > 1 and not set(small_names) <= set(small_last):   # side by side on fewer images: a
+        final_round = dict(measure(small, finalists))   # rival's time there may be from another round, not the
+        small_seconds.update(final_round)               # winner's (the machine's moments differ)
+    screen = {"batch": SCREEN_BATCH, "seconds": small_seconds}
+    return seconds, final_round or {winner.name: small_best}, screen
 
 
-def _kept(screened):
-    """The screen's candidates that go on to the full batch: ``{name: seconds}`` within ``SCREEN_KEEP`` of the best."""
-    best = min(screened.values(), default=None)
-    return {name: t for name, t in screened.items() if t <= SCREEN_KEEP * best}
+def _finalists(small, measure, seconds, last_round):
+    """The smaller batch's winner (first), then direct and each other algorithm (at its fastest there) within
+    ``SCREEN_KEEP`` of it, as ``Choice``s. If none is, but the runner-up is within ``CLOSE_RATIO``, the two are
+    timed once more and each keeps its best time of both moments (``seconds`` updated): the winner would decide
+    alone, and a burst of load on a shared machine once slowed one candidate by 1.5x across a whole measurement."""
+    winner = Choice.parse(min(last_round, key=last_round.get))
+    rivals, best = _rivals(seconds, winner), seconds[winner.name]
+    if rivals and SCREEN_KEEP * best < rivals[0][1] <= CLOSE_RATIO * best:
+        runner_up = rivals[0][0]
+        again = measure(small, [winner, runner_up])
+        seconds.update({name: min(t, seconds.get(name, t)) for name, t in again.items()})
+        winner = min((winner, runner_up), key=lambda choice: seconds[choice.name])
+        rivals, best = _rivals(seconds, winner), seconds[winner.name]
+    return [winner] + [choice for choice, t in rivals if t <= SCREEN_KEEP * best]
+
+
+def _rivals(seconds, winner):
+    """``[(Choice, seconds)]``, fastest first: each algorithm but the winner's at its fastest in ``seconds``."""
+    fastest = _fastest_per_algorithm(seconds)
+    fastest.pop(winner.algorithm, None)
+    return sorted(((Choice(algorithm, chunk, products), t) for algorithm, (t, chunk, products) in fastest.items()),
+                  key=lambda pair: pair[1])
 
 
 def _at_batch(choice, workload):
@@ -465,9 +502,9 @@ def _at_batch(choice, workload):
 def _pruned_by_inference(workload, candidates, inference_entry):
     """Training candidates from the same layer's inference timings: direct, and each Winograd algorithm within
     ``PRUNE_RATIO`` of the fastest Winograd inference candidate, with the chunk size (within ``_chunk_limit``) and
-    the products' placement it ran fastest with there; none if even that one ran over ``TRAINING_GIVE_UP`` x
-    direct's inference time. Ranked by the inference screen if it had one (every algorithm side by side there),
-    placed by its full batch's timings where the algorithm ran there.
+    the products' placement of inference's pick (another algorithm: those it ran fastest with); none if even the
+    fastest ran over ``TRAINING_GIVE_UP`` x direct's inference time. Ranked by the inference screen if it had one
+    (every algorithm side by side there), placed by its full batch's timings where the algorithm ran there.
 
     Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
     The same algorithm computes the forward pass and both gradients, so inference roughly ranks the Winograd
@@ -480,6 +517,9 @@ def _pruned_by_inference(workload, candidates, inference_entry):
     screen = inference_entry.get("screen") or {}
     fastest = _fastest_per_algorithm(screen.get("seconds") or inference_entry["seconds"])   # ranks
     placed = {**fastest, **_fastest_per_algorithm(inference_entry["seconds"])}                # chunks, products
+    if "choice" in inference_entry:   # its own pick's (a time from another round may be lower, by noise)
+        pick = Choice.parse(inference_entry["choice"])
+        placed[pick.algorithm] = (None, pick.chunk, pick.products)
     direct = fastest.pop("direct", (float("inf"),))[0]
     best = min((seconds for seconds, *_ in fastest.values()), default=float("inf"))
     kept = [Choice("direct")]
@@ -515,47 +555,30 @@ def _quiet_retracing():
         logger.setLevel(level)
 
 
-def _rounds(workload, measure, inference_entry=None):
-    """``({choice name: seconds} of every full-batch round, {choice name: seconds} of the last round, screen)``:
-    the winner comes from the last round alone, timed side by side (a later round's times replace an earlier
-    one's for the same choice; a choice timed only in an earlier round lost there, and its time next to the last
-    round's, measured at another moment of a noisy machine, could win by noise: seen on a shared VM, 30% between
-    rounds).
+def _rounds(workload, measure, candidates, pruned):
+    """``({choice name: seconds} of every round, {choice name: seconds} of the last round)``: the winner comes from
+    the last round alone, timed side by side (a later round's times replace an earlier one's for the same choice;
+    a choice timed only in an earlier round lost there, and its time next to the last round's, measured at another
+    moment of a noisy machine, could win by noise: seen on a shared VM, 30% between rounds).
 
-    First every algorithm with the rule's chunking; then, if the fastest Winograd is within ``CLOSE_RATIO`` of
-    the best, its chunk size is searched (``_climb_chunks``; for inference in the other placement too, or at batch
-    1, with no sizes to climb, ``_products_round``). Training (``inference_entry`` given) is pruned instead. On a
-    batch over ``SCREEN_BATCH`` images the first round is a screen's (``_screen``), and only the candidates it
-    kept run on the full batch: in the climb's first round, or (training) in one round side by side. A screen
-    that keeps one candidate and has no chunk sizes to climb decides alone.
+    First ``candidates`` side by side (every algorithm with the rule's chunking); then, if the fastest Winograd is
+    within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``, beside direct unless it lost
+    by ``DROP_RATIO``), or at batch 1 for inference, with no sizes to climb, its products' placement
+    (``_products_round``). ``pruned`` (training's candidates from inference, chunk sizes included): one round.
     """
-    candidates = candidate_algorithms(workload)
-    if inference_entry:
-        candidates = _pruned_by_inference(workload, candidates, inference_entry)
-    screened, screen = _screen(workload, measure, candidates)
-    if screened is None:
-        seconds = dict(measure(workload, candidates))
-        first_round = dict(seconds)
-    else:
-        seconds, first_round = {}, _kept(screened)
-    if not first_round:
+    seconds = dict(measure(workload, candidates))
+    if not seconds:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
-    last_round = first_round
+    last_round = dict(seconds)
     if workload.pass_name == "inference" and workload.batch == 1:   # no chunk sizes to climb: a round of its own
         last_round = _products_round(workload, measure, seconds) or last_round
     fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
-    if fastest_winograd and workload.batch > 1 and not inference_entry and \
+    if fastest_winograd and workload.batch > 1 and not pruned and \
             last_round[fastest_winograd] <= CLOSE_RATIO * min(last_round.values()):
-        ranked = screened if screened is not None else seconds   # direct and the winner side by side
-        with_direct = ranked.get("direct", float("inf")) <= DROP_RATIO * ranked[fastest_winograd]
-        rivals = [Choice.parse(n) for n in first_round if n not in ("direct", fastest_winograd)] if screened else []
-        climbed = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd), with_direct, rivals)
-        if climbed:
-            return seconds, climbed, screen
-    if screened is not None and len(first_round) > 1:   # the screen's survivors, side by side on the full batch
-        seconds = dict(measure(workload, [Choice.parse(n) for n in first_round]))
-        last_round = seconds or first_round
-    return seconds, last_round, screen
+        with_direct = seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[fastest_winograd]
+        last_round = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd),
+                                   [Choice("direct")] if with_direct else []) or last_round
+    return seconds, last_round
 
 
 def _products_round(workload, measure, seconds):
@@ -573,28 +596,22 @@ def _products_round(workload, measure, seconds):
     return dict(result)
 
 
-def _climb_chunks(workload, measure, seconds, winner, with_direct, rivals=()):
+def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
     """Hill-climb ``winner``'s images per call over the divisors of the batch (up to ``_chunk_limit``); updates
     ``seconds``, returns the last round's timings (``{}`` if nothing ran).
 
-    The first round times the winner beside its neighbours on both sides, and ``rivals`` (a screen's other
-    survivors, at their rule's chunk sizes), and direct again if ``with_direct`` (unless it lost by
-    ``DROP_RATIO``); for inference also the winner with its products in one XLA function (``_products_round``'s
-    question asked here at no extra round). Each later round times the new best beside the next size in the
-    direction that won, until the best stays or wins by less than ``TIE_RATIO``; another algorithm or placement
-    winning: its neighbours on both sides. Each chunk size is another XLA compilation and a round of runs: the
-    search compiles the sizes on its path, not every divisor.
+    The first round times the winner beside ``others`` and its neighbours on both sides (``upward``: the next
+    larger size only, the smaller ones measured already on fewer images). Each later round times the new best
+    beside the next size in the direction that won, until the best stays or wins by less than ``TIE_RATIO``;
+    another algorithm winning: its neighbours on both sides (``upward``: it is the pick). Each chunk size is
+    another XLA compilation and a round of runs: the search compiles the sizes on its path, not every divisor.
     """
     divisors = _chunk_divisors(workload, winner.algorithm)
     if winner.chunk not in divisors:
         return {}
-    current, index = winner, divisors.index(winner.chunk)
-    others = [Choice("direct")] if with_direct else []
-    if workload.pass_name == "inference" and winner.products == "matmul":
-        others.append(dataclasses.replace(winner, products="xla"))
-    others += list(rivals)
+    current, index, others = winner, divisors.index(winner.chunk), list(others)
     in_range = lambda *indices: [i for i in indices if 0 <= i < len(divisors)]  # noqa: E731
-    steps, final_round = in_range(index - 1, index + 1), {}
+    steps, final_round = in_range(index + 1) if upward else in_range(index - 1, index + 1), {}
     while steps or others:
         result = measure(workload, others + [current] + [dataclasses.replace(current, chunk=divisors[i])
                                                          for i in steps])
@@ -607,6 +624,8 @@ def _climb_chunks(workload, measure, seconds, winner, with_direct, rivals=()):
             break   # the best stays, or a near equal won: the last round's winner is the pick all the same
         best = Choice.parse(best)
         turned = (best.algorithm, best.products) != (current.algorithm, current.products)
+        if turned and upward:
+            break   # a finalist beside it won, at the size it ran fastest with on fewer images
         divisors = _chunk_divisors(workload, best.algorithm)
         new_index = divisors.index(best.chunk)
         # Another algorithm or placement won: its neighbours on both sides; else one more size that way.
