@@ -468,10 +468,12 @@ def _screened_rounds(workload, measure, candidates, pruned):
 
 
 def _finalists(small, measure, seconds, last_round):
-    """The smaller batch's winner (first), then direct and each other algorithm (at its fastest there) within
-    ``SCREEN_KEEP`` of it, as ``Choice``s. If none is, but the runner-up is within ``CLOSE_RATIO``, the two are
-    timed once more and each keeps its best time of both moments (``seconds`` updated): the winner would decide
-    alone, and a burst of load on a shared machine once slowed one candidate by 1.5x across a whole measurement."""
+    """The smaller batch's winner (first), then direct and the closest other Winograd algorithm (at its fastest
+    there) if within ``SCREEN_KEEP`` of it, as ``Choice``s: the third Winograd algorithm within it at 224x224
+    64->64 training added 6 s at batch 32 (two more runs of 2 s), behind two others. If none is within it, but the
+    runner-up is within ``CLOSE_RATIO``, the two are timed once more and each keeps its best time of both moments
+    (``seconds`` updated): the winner would decide alone, and a burst of load on a shared machine once slowed one
+    candidate by 1.5x across a whole measurement."""
     winner = Choice.parse(min(last_round, key=last_round.get))
     rivals, best = _rivals(seconds, winner), seconds[winner.name]
     if rivals and SCREEN_KEEP * best < rivals[0][1] <= CLOSE_RATIO * best:
@@ -480,7 +482,9 @@ def _finalists(small, measure, seconds, last_round):
         seconds.update({name: min(t, seconds.get(name, t)) for name, t in again.items()})
         winner = min((winner, runner_up), key=lambda choice: seconds[choice.name])
         rivals, best = _rivals(seconds, winner), seconds[winner.name]
-    return [winner] + [choice for choice, t in rivals if t <= SCREEN_KEEP * best]
+    kept = [choice for choice, t in rivals if t <= SCREEN_KEEP * best]
+    closest_winograd = [choice for choice in kept if choice.algorithm != "direct"][:1]
+    return [winner] + [choice for choice in kept if choice.algorithm == "direct" or choice in closest_winograd]
 
 
 def _rivals(seconds, winner):
