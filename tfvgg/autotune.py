@@ -41,8 +41,8 @@ DROP_RATIO = 1.5                     # a candidate this much slower than the bes
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
 ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
-SCREEN_BATCH = 8                     # a larger batch's candidates are first screened on this many images
-SCREEN_KEEP = 1.10                   # ... and those within this of the screen's best run on the full batch
+SCREEN_BATCH = 8                     # a larger batch is first searched on this many images (_screened_rounds)
+SCREEN_KEEP = 1.10                   # ... and candidates within this of the winner there are its finalists
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
