@@ -436,10 +436,10 @@ def _screened_rounds(workload, measure, candidates, pruned):
 
     A chunk of c images runs the same XLA kernels at any batch, one chunk after another, so the smaller batch
     ranks the Winograd algorithms and climbs their chunk sizes up to its own size. The full batch times the
-    winner beside the finalists (``_finalists``: each other algorithm within ``SCREEN_KEEP``) if direct, whose
-    kernels do not run per chunk, is one of them, or a finalist's chunk size differs there (training's limit
-    grows with the batch), and climbs the winner's chunk size on up if it ended at the largest size the smaller
-    batch allows.
+    winner beside its finalists (``_finalists``: direct and the closest other Winograd algorithm, within
+    ``SCREEN_KEEP``) if direct, whose kernels do not run per chunk, is one of them, or a finalist's chunk size
+    differs there (training's limit grows with the batch), and climbs the winner's chunk size on up if it ended at
+    the largest size the smaller batch allows.
     Measured side by side on VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing
     one's favour between batch 8 and 32 (more often in the leader's): one dropped at 1.10x would be about even
     there, not ahead. Training keeps the chunk size inference chose (``_pruned_by_inference``).
