@@ -4,6 +4,7 @@ For each distinct convolution shape of a network: the forward kernel, the input
 gradient and the weight gradient, in GFLOP/s (2 x multiply-adds / best time).
 Shows which kernel holds a whole-network pass back.
 """
+import dataclasses
 import sys
 
 from absl import flags
@@ -89,7 +90,8 @@ def main(argv):
 
 
 def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=print):
-    """Per 3x3 layer and pass, ms of each algorithm (the rule's chunking) and of auto's pick, timed in one run.
+    """Per 3x3 layer and pass, ms of each algorithm (at the chunk size the tuner's first round gives it,
+    ``as_tuned``) and of auto's pick, timed in one run; a pick that is one of them is timed once, as that one.
 
     auto's pick comes from the tuning cache (tuned now if missing), or from the fixed rule where tuning is off;
     "best" is the fastest in this table, so "auto/best" shows how far the pick is from it on this run.
@@ -104,7 +106,7 @@ def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=pr
         for pass_name in autotune.PASSES:
             workload = autotune.Workload(h, w, c_in, c_out, batch, tf.as_dtype(dtype).name, "NHWC", pass_name)
             pick = autotune.choose(workload, autotune.fallback_rule(workload)).name
-            names = [a for a in algorithms if _allowed(a, dtype)]
+            names = [as_tuned(workload, a) for a in algorithms if _allowed(a, dtype)]
             seconds = time_algorithms(workload, names + ([pick] if pick not in names else []), repeats)
             cells = " | ".join(f"{a} {seconds[a] * 1e3:.1f} ({seconds['direct'] / seconds[a]:.2f}x)"
                                for a in names if a in seconds)
@@ -112,6 +114,17 @@ def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=pr
             print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} {pass_name:<9} {cells} | auto: {pick} "
                      f"{seconds[pick] * 1e3:.1f} ({seconds['direct'] / seconds[pick]:.2f}x, auto/best "
                      f"{best / seconds[pick]:.2f})")
+
+
+def as_tuned(workload, name):
+    """``name`` as the tuner's first round times it: a Winograd algorithm without a chunk size gets the rule's,
+    rounded down to a divisor of the batch and within training's memory limit (``autotune.candidate_algorithms``).
+    Timed twice under two names, one computation differed by up to 6% on a noisy machine: noise, not a choice."""
+    choice = autotune.Choice.parse(name)
+    if choice.algorithm == "direct" or choice.chunk is not None:
+        return name
+    rule = {candidate.algorithm: candidate.chunk for candidate in autotune.candidate_algorithms(workload)}
+    return dataclasses.replace(choice, chunk=rule[choice.algorithm]).name
 
 
 def _allowed(algorithm, dtype):

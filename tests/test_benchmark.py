@@ -273,10 +273,31 @@ def test_per_layer_table_shows_auto_pick_against_the_best(tmp_path, monkeypatch)
     conv_layers.print_algorithm_table([(8, 8, 4, 8, 3), (8, 8, 4, 8, 1)], 1, tf.float32, ["winograd2"], repeats=1,
                                       print_fn=lines.append)
     assert len(lines) == 1 + 2                       # the header, then one line per pass of the 3x3 layer only
-    assert "8x8    4->8    inference direct " in lines[1] and "| winograd2 " in lines[1]
+    assert "8x8    4->8    inference direct " in lines[1] and "| winograd2/1 " in lines[1]   # the rule's chunk
     assert "training" in lines[2] and "| auto: direct " in lines[2]   # tuning off in tests: the rule's choice
     ratio = float(lines[2].rsplit("auto/best ", 1)[1].rstrip(")"))
     assert 0 < ratio <= 1
+
+
+def test_per_layer_table_times_a_pick_that_is_one_of_its_candidates_once(monkeypatch):
+    from benchmarks import conv_layers
+    from tfvgg import autotune
+    workload = autotune.Workload(56, 56, 128, 256, 32, "float32", "NHWC", "training")
+    rule = {c.algorithm: c for c in autotune.candidate_algorithms(workload)}
+    assert conv_layers.as_tuned(workload, "winograd4") == rule["winograd4"].name != "winograd4"
+    assert conv_layers.as_tuned(workload, "winograd4/3+xla") == "winograd4/3+xla"
+    timed, lines = [], []
+    def fake_time(w, names, repeats):
+        timed.append(names)
+        return {name: 0.001 * (i + 1) for i, name in enumerate(names)}
+    monkeypatch.setattr(conv_layers, "time_algorithms", fake_time)
+    monkeypatch.setattr(autotune, "choose", lambda w, fallback: next(   # what the tuner's first round timed
+        c for c in autotune.candidate_algorithms(w) if c.algorithm == "winograd4"))
+    conv_layers.print_algorithm_table([(56, 56, 128, 256, 3)], 32, tf.float32, ["winograd2", "winograd4"], 1,
+                                      print_fn=lines.append)
+    assert all(len(names) == len(set(names)) == 3 for names in timed)   # direct, F(2x2), F(4x4): no fourth
+    pick = rule["winograd4"].name
+    assert f"| {pick} 3.0 " in lines[2] and f"auto: {pick} 3.0 " in lines[2]   # the same run, the same ms
 
 
 @pytest.mark.slow
