@@ -388,8 +388,8 @@ def test_the_rounds_of_one_tuning_build_each_candidate_once(monkeypatch):
 
 
 def test_a_large_batch_is_searched_on_8_images_and_the_full_batch_decides_what_those_cannot():
-    calls, direct_on_32 = [], [0.9]
-    def measure(workload, choices):   # at 8 images F(4x4) leads direct by 5%; at 32, direct leads
+    calls, direct_on_32 = [], [0.95]
+    def measure(workload, choices):   # at 8 images F(4x4) leads direct by 5%; at 32, direct leads by 5%
         calls.append((workload.batch, [c.name for c in choices]))
         small = workload.batch == autotune.SCREEN_BATCH
         times = {"direct": 1.05 if small else direct_on_32[0], "winograd2": 2.0, "winograd4": 1.0, "winograd6": 1.3}
@@ -473,6 +473,30 @@ def test_tuning_a_large_batch_for_real_screens_it_and_builds_each_candidate_once
     algorithms = {autotune.Choice.parse(n).algorithm for n in full_batch}   # the winner, direct, the closest other
     assert "direct" in algorithms and len(algorithms) in (2, 3)   # 2: direct won on 8 images
     assert entry["choice"] in entry["seconds"]
+
+
+def test_a_full_batch_that_turns_the_screens_order_is_timed_once_more(monkeypatch):
+    calls, moments = [], []
+    def measure(workload, choices):   # on 8 images F(6x6) 0.8x direct; on 32 a slow moment, then its usual
+        calls.append((workload.batch, [c.name for c in choices]))
+        winograd6 = 0.8 if workload.batch == autotune.SCREEN_BATCH else moments.pop(0)
+        times = {"direct": 1.0, "winograd2": 2.0, "winograd4": 1.6, "winograd6": winograd6}
+        return {c.name: times[c.algorithm] * workload.batch for c in choices}
+    def full_batch_rounds():
+        return [names for batch, names in calls if batch == 32]
+    monkeypatch.setattr(autotune, "SCREEN_KEEP", 1.3)   # direct a finalist: the full batch decides
+    workload = autotune.Workload(112, 112, 64, 128, 32, pass_name="inference")
+    moments[:] = [1.1, 0.8]                             # 1.1 / 0.8 = 1.375x the screen's ratio, then as there
+    entry = autotune.tune(workload, measure)
+    first, again = full_batch_rounds()
+    assert first == again and "direct" in first and entry["choice"] in first
+    assert entry["choice"].startswith("winograd6") and entry["seconds"][entry["choice"]] == 0.8 * 32
+    calls.clear()
+    moments[:] = [1.1, 1.1]                             # slower both times: direct wins, decided
+    assert autotune.tune(workload, measure)["choice"] == "direct" and len(full_batch_rounds()) == 2
+    calls.clear()
+    moments[:] = [0.85]                                 # about the screen's order: one round
+    assert autotune.tune(workload, measure)["choice"].startswith("winograd6") and len(full_batch_rounds()) == 1
 
 
 def test_a_screen_that_would_decide_alone_times_its_two_leaders_once_more():

@@ -43,6 +43,7 @@ TIE_RATIO = 1.03                     # candidates this close are near equals: mo
 ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
 SCREEN_BATCH = 8                     # a larger batch is first searched on this many images (_screened_rounds)
 SCREEN_KEEP = 1.10                   # ... and candidates within this of the winner there are its finalists
+SHIFT_RATIO = 1.15                   # the full batch turning the screen's order by more than this: timed again
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
@@ -443,6 +444,9 @@ def _screened_rounds(workload, measure, candidates, pruned):
     Measured side by side on VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing
     one's favour between batch 8 and 32 (more often in the leader's): one dropped at 1.10x would be about even
     there, not ahead. Training keeps the chunk size inference chose (``_pruned_by_inference``).
+    A full batch that turns the screen's order by more than ``SHIFT_RATIO`` (``_turned``) is timed once more: in
+    two batch-32 runs F(4x4) and F(6x6) on 112x112 64->128 inference ran 1.3x-1.4x slower than 4x their time on 8
+    images, through the whole full-batch measurement, and direct won there (F(6x6) 1.32x ahead in a later run).
     """
     small = dataclasses.replace(workload, batch=SCREEN_BATCH)
     screened = [_at_batch(choice, small) for choice in candidates]
@@ -463,8 +467,30 @@ def _screened_rounds(workload, measure, candidates, pruned):
     elif len(finalists) > 1 and not set(small_names) <= set(small_last):   # side by side on fewer images: a
         final_round = dict(measure(small, finalists))   # rival's time there may be from another round, not the
         small_seconds.update(final_round)               # winner's (the machine's moments differ)
+    if seconds and _turned(small_seconds, Choice.parse(small_names[0]).algorithm, final_round) > SHIFT_RATIO:
+        final_round = _once_more(workload, measure, seconds, final_round)
     screen = {"batch": SCREEN_BATCH, "seconds": small_seconds}
     return seconds, final_round or {winner.name: small_best}, screen
+
+
+def _turned(small_seconds, small_winner, full_round):
+    """How far the full batch's winner turned the screen's order: (the time of ``small_winner``, the screen's
+    winning algorithm, over the full batch winner's) on the full batch, over the same on the screen, each algorithm
+    at its fastest; 1.0 if the same algorithm won both (or one of the two did not run on both batches)."""
+    small, full = _fastest_per_algorithm(small_seconds), _fastest_per_algorithm(full_round)
+    full_winner = min(full, key=lambda algorithm: full[algorithm][0])
+    if full_winner == small_winner or small_winner not in full or full_winner not in small:
+        return 1.0
+    return (full[small_winner][0] / full[full_winner][0]) / (small[small_winner][0] / small[full_winner][0])
+
+
+def _once_more(workload, measure, seconds, last_round):
+    """``last_round``'s contenders timed again side by side, each keeping its best time of both moments (also in
+    ``seconds``); returns those times."""
+    again = measure(workload, [Choice.parse(name) for name in last_round])
+    both = {name: min(t, again.get(name, t)) for name, t in last_round.items()}
+    seconds.update(both)
+    return both
 
 
 def _finalists(small, measure, seconds, last_round):
@@ -478,8 +504,7 @@ def _finalists(small, measure, seconds, last_round):
     rivals, best = _rivals(seconds, winner), seconds[winner.name]
     if rivals and SCREEN_KEEP * best < rivals[0][1] <= CLOSE_RATIO * best:
         runner_up = rivals[0][0]
-        again = measure(small, [winner, runner_up])
-        seconds.update({name: min(t, seconds.get(name, t)) for name, t in again.items()})
+        _once_more(small, measure, seconds, {choice.name: seconds[choice.name] for choice in (winner, runner_up)})
         winner = min((winner, runner_up), key=lambda choice: seconds[choice.name])
         rivals, best = _rivals(seconds, winner), seconds[winner.name]
     kept = [choice for choice, t in rivals if t <= SCREEN_KEEP * best]
