@@ -412,8 +412,9 @@ def test_a_large_batch_is_searched_on_8_images_and_the_full_batch_decides_what_t
     entry = autotune.tune(workload, fake_measure({"direct": 1.4, "winograd2": 2.0, "winograd4": 1.0,
                                                   "winograd6": 1.05}, calls))
     assert entry["seconds"] == {} and entry["choice"] == "winograd4/1"   # Winograd finalists only, at the chunk
-    assert calls[2:] == [["winograd4/1", "winograd6/2"]]   # sizes they ran with: ranked on 8 images (the same
-    # kernels per chunk), side by side (F(6x6)'s time was from the first round, F(4x4)'s from the climb)
+    assert calls[2:] == [["winograd4/1", "winograd6/2", "winograd4/2"]]   # sizes they ran with: ranked on 8
+    # images (the same kernels per chunk), side by side (F(6x6)'s time was from the first round, F(4x4)'s from the
+    # climb), with F(4x4) in chunks of 2, within 0.1% of chunks of 1 in the climb's last round
     speedup, at_batch = autotune.speedup_vs_direct(entry)
     assert at_batch == 8 and speedup == pytest.approx(1.4 / 1.01)
     calls.clear()
@@ -497,6 +498,21 @@ def test_a_full_batch_that_turns_the_screens_order_is_timed_once_more(monkeypatc
     calls.clear()
     moments[:] = [0.85]                                 # about the screen's order: one round
     assert autotune.tune(workload, measure)["choice"].startswith("winograd6") and len(full_batch_rounds()) == 1
+
+
+def test_the_winners_algorithm_at_a_chunk_size_that_ran_faster_before_stays_a_finalist():
+    calls = []
+    rounds = iter([{"direct": 70, "winograd2/1": 91, "winograd4/1": 58, "winograd6/1": 50},   # as measured at
+                   {"direct": 67, "winograd6/1": 52, "winograd6/2": 51},       # 112x112 64->128, batch 32's
+                   {"winograd6/2": 51, "winograd4/1": 52},                     # screen: the climb's near equals
+                   {"winograd6/2": 58, "winograd6/1": 49, "winograd4/1": 54}])
+    def measure(workload, choices):
+        calls.append([c.name for c in choices])
+        times = next(rounds)
+        return {c.name: times[c.name] for c in choices}
+    entry = autotune.tune(autotune.Workload(112, 112, 64, 128, 32, pass_name="inference"), measure)
+    assert sorted(calls[-1]) == ["winograd4/1", "winograd6/1", "winograd6/2"]   # side by side on 8 images
+    assert entry["choice"] == "winograd6/1" and entry["seconds"] == {}
 
 
 def test_a_screen_that_would_decide_alone_times_its_two_leaders_once_more():

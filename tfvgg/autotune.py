@@ -464,9 +464,10 @@ def _screened_rounds(workload, measure, candidates, pruned):
     elif len(finalists) > 1 and not ranked:
         seconds = dict(measure(workload, finalists))
         final_round = dict(seconds)
-    elif len(finalists) > 1 and not set(small_names) <= set(small_last):   # side by side on fewer images: a
-        final_round = dict(measure(small, finalists))   # rival's time there may be from another round, not the
-        small_seconds.update(final_round)               # winner's (the machine's moments differ)
+    elif len(finalists) > 1 and not set(small_names) <= set(small_last):
+        # Side by side on fewer images: a rival's time there may be from another round, another moment.
+        final_round = dict(measure(small, finalists + _near_equal_sizes(winner, small_last)))
+        small_seconds.update(final_round)
     if seconds and _turned(small_seconds, Choice.parse(small_names[0]).algorithm, final_round) > SHIFT_RATIO:
         final_round = _once_more(workload, measure, seconds, final_round)
     screen = {"batch": SCREEN_BATCH, "seconds": small_seconds}
@@ -510,6 +511,19 @@ def _finalists(small, measure, seconds, last_round):
     kept = [choice for choice, t in rivals if t <= SCREEN_KEEP * best]
     closest_winograd = [choice for choice in kept if choice.algorithm != "direct"][:1]
     return [winner] + [choice for choice in kept if choice.algorithm == "direct" or choice in closest_winograd]
+
+
+def _near_equal_sizes(winner, last_round):
+    """``[Choice]``: the winner's algorithm at the other chunk size closest to it in ``last_round``, if within
+    ``TIE_RATIO`` there (a climb that ended between near equals); else none. It joins the Winograd finalists' side
+    by side round on fewer images (cheap there): at 112x112 64->128 the climb's F(6x6) in chunks of 1 and 2 went 52
+    against 51 ms, chunks of 2 then lost to F(4x4) by 7%, and chunks of 1 had run 14% ahead of F(4x4)."""
+    if winner.name not in last_round:
+        return []
+    same = [(t, name) for name, t in last_round.items() if name != winner.name and
+            dataclasses.replace(Choice.parse(name), chunk=None) == dataclasses.replace(winner, chunk=None)]
+    t, name = min(same, default=(float("inf"), None))
+    return [Choice.parse(name)] if t <= TIE_RATIO * last_round[winner.name] else []
 
 
 def _rivals(seconds, winner):
