@@ -500,7 +500,7 @@ def test_a_full_batch_that_turns_the_screens_order_is_timed_once_more(monkeypatc
     assert autotune.tune(workload, measure)["choice"].startswith("winograd6") and len(full_batch_rounds()) == 1
 
 
-def test_the_winners_algorithm_at_a_chunk_size_that_ran_faster_before_stays_a_finalist():
+def test_a_chunk_size_the_climb_left_tied_with_the_winner_joins_the_side_by_side_round():
     calls = []
     rounds = iter([{"direct": 70, "winograd2/1": 91, "winograd4/1": 58, "winograd6/1": 50},   # as measured at
                    {"direct": 67, "winograd6/1": 52, "winograd6/2": 51},       # 112x112 64->128, batch 32's

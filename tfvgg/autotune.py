@@ -100,6 +100,11 @@ class Choice:
         name = self.algorithm if self.chunk is None else f"{self.algorithm}/{self.chunk}"
         return name + XLA_SUFFIX if self.products == "xla" else name
 
+    @property
+    def kernels(self):
+        """``(algorithm, products)``: what runs per chunk of images, the same whatever the chunk size."""
+        return self.algorithm, self.products
+
     @classmethod
     def parse(cls, name):
         """``"winograd4/2"`` -> ``Choice("winograd4", 2)``, ``"winograd4/2+xla"`` -> ``Choice("winograd4", 2,
@@ -520,8 +525,8 @@ def _near_equal_sizes(winner, last_round):
     against 51 ms, chunks of 2 then lost to F(4x4) by 7%, and chunks of 1 had run 14% ahead of F(4x4)."""
     if winner.name not in last_round:
         return []
-    same = [(t, name) for name, t in last_round.items() if name != winner.name and
-            dataclasses.replace(Choice.parse(name), chunk=None) == dataclasses.replace(winner, chunk=None)]
+    same = [(t, name) for name, t in last_round.items()
+            if name != winner.name and Choice.parse(name).kernels == winner.kernels]
     t, name = min(same, default=(float("inf"), None))
     return [Choice.parse(name)] if t <= TIE_RATIO * last_round[winner.name] else []
 
@@ -666,7 +671,7 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
         if best in ("direct", current.name) or result[best] * TIE_RATIO > result.get(current.name, float("inf")):
             break   # the best stays, or a near equal won: the last round's winner is the pick all the same
         best = Choice.parse(best)
-        turned = (best.algorithm, best.products) != (current.algorithm, current.products)
+        turned = best.kernels != current.kernels
         if turned and upward:
             break   # a finalist beside it won, at the size it ran fastest with on fewer images
         divisors = _chunk_divisors(workload, best.algorithm)
@@ -825,8 +830,7 @@ def speedup_vs_direct(entry):
     if "direct" in seconds and entry["choice"] in seconds:
         return seconds["direct"] / seconds[entry["choice"]], None
     screen = entry.get("screen") or {"batch": None, "seconds": {}}
-    same = [t for name, t in screen["seconds"].items() if dataclasses.replace(Choice.parse(name), chunk=None) ==
-            dataclasses.replace(choice, chunk=None)]
+    same = [t for name, t in screen["seconds"].items() if Choice.parse(name).kernels == choice.kernels]
     if "direct" not in screen["seconds"] or not same:
         return float("nan"), None
     return screen["seconds"]["direct"] / min(same), screen["batch"]
