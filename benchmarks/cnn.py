@@ -7,8 +7,6 @@ graph if asked (--compare), interleaved batch by batch in one process:
 results, ``benchmarks.report`` prints them.
 """
 import dataclasses
-import os
-import platform
 
 from absl import flags, logging
 import tensorflow as tf
@@ -149,12 +147,7 @@ def device_name(device):
     if device.startswith("/GPU"):
         gpu = tf.config.list_physical_devices("GPU")[0]
         return tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name")), "")
-    except OSError:
-        model = ""
-    return f"{model or platform.processor() or 'CPU'}, {os.cpu_count()} cores"
+    return f"{autotune.machine_fingerprint()['cpu']}, {autotune.usable_cores()} cores"
 
 
 def main(argv):

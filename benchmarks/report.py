@@ -46,7 +46,8 @@ MATRIX_FEATURES = {"avx512f": "AVX-512", "avx512_bf16": "AVX512_BF16", "amx_bf16
 
 
 def cpu_features_line(cpu):
-    """``  CPU features: AVX2, FMA, AVX-512; no AVX512_BF16, AMX; oneDNN on`` from a machine fingerprint."""
+    """``  CPU features: AVX2, FMA, AVX-512; no AVX512_BF16, AMX; oneDNN on`` from a machine fingerprint, with the
+    environment that caps or sizes the kernels where set (``; ONEDNN_MAX_CPU_ISA=AVX2``)."""
     isa = set(cpu.get("isa", ()))
     has = [name.upper() for name in ("avx2", "fma") if name in isa]
     has += [label for flag, label in MATRIX_FEATURES.items() if flag in isa]
@@ -54,7 +55,8 @@ def cpu_features_line(cpu):
     onednn = {True: "oneDNN on", False: "oneDNN off (TensorFlow's default on this CPU; TF_ENABLE_ONEDNN_OPTS=1 "
                                         "turns it on)", None: "oneDNN unknown"}[cpu.get("onednn")]
     return (f"  CPU features: {', '.join(has) or 'none of AVX2, FMA'}"
-            + (f"; no {', '.join(lacks)}" if lacks else "") + f"; {onednn}")
+            + (f"; no {', '.join(lacks)}" if lacks else "") + f"; {onednn}"
+            + "".join(f"; {name}={value}" for name, value in sorted(cpu.get("settings", {}).items())))
 
 
 def results_table(results, passes):

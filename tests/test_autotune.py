@@ -153,6 +153,31 @@ def test_a_corrupt_or_foreign_cache_is_ignored_with_one_warning(cache_path, cont
         assert autotune.Cache(str(cache_path)).get(SMALL)["choice"] == "direct"   # rewritten whole, valid
 
 
+@pytest.fixture
+def fresh_fingerprint(monkeypatch):
+    """The machine fingerprint read again after each change; this process's real one after the test."""
+    for name in autotune.SPEED_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    autotune._read_fingerprint.cache_clear()
+    yield
+    autotune._read_fingerprint.cache_clear()
+
+
+def test_a_cache_tuned_under_an_isa_cap_or_on_fewer_cores_is_not_reused_without_them(cache_path, monkeypatch,
+                                                                                        fresh_fingerprint):
+    autotune.Cache(str(cache_path)).put(SMALL, {"choice": "direct", "seconds": {"direct": 1.0}, "tuning_seconds": 0.1})
+    plain = autotune.machine_fingerprint()
+    assert plain["settings"] == {} and plain["cores"] == len(os.sched_getaffinity(0))
+    for change in (lambda: monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2"),
+                   lambda: monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})):
+        change()
+        autotune._read_fingerprint.cache_clear()
+        with pytest.warns(RuntimeWarning, match="another machine"):
+            assert autotune.Cache(str(cache_path)).get(SMALL) is None
+    assert autotune.machine_fingerprint()["settings"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert autotune.machine_fingerprint()["cores"] == 1
+
+
 def test_an_unknown_batch_takes_the_layers_pick_at_the_largest_batch_tuned(cache_path, rng, monkeypatch):
     cache = autotune.current_cache()
     layer = autotune.Workload(16, 16, 3, 8, None, pass_name="training")

@@ -139,6 +139,9 @@ def test_cpu_features_line_names_what_the_cpu_has_and_lacks():
                     "this CPU; TF_ENABLE_ONEDNN_OPTS=1 turns it on)")
     amx = report.cpu_features_line({"isa": ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"], "onednn": True})
     assert amx == "  CPU features: AVX2, FMA, AVX-512, AVX512_BF16, AMX; oneDNN on"
+    capped = report.cpu_features_line({"isa": ["avx2", "fma", "avx512f"], "onednn": True,
+                                       "settings": {"TF_NUM_INTRAOP_THREADS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}})
+    assert capped.endswith("; oneDNN on; ONEDNN_MAX_CPU_ISA=AVX2; TF_NUM_INTRAOP_THREADS=1")
 
 
 def test_bf16_hint_only_for_fp32_on_an_amx_cpu(monkeypatch):

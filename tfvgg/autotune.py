@@ -6,8 +6,8 @@ batch, dtype, layout, pass); its candidates are direct (``tf.nn.conv2d``) and ea
 Winograd F(m x m, 3 x 3) with the batch split into chunks of several sizes. They
 are timed interleaved (``tfvgg.timing``), best of a few runs each, and the fastest
 is stored in a JSON cache under a fingerprint of the machine (CPU model and ISA
-flags, cores, oneDNN, TensorFlow and tfvgg versions, the Winograd kernels'
-source). Later builds, in this process or another, read the cache. A corrupt or foreign cache is ignored with
+flags, usable cores, oneDNN and its ISA cap, thread settings, TensorFlow and tfvgg
+versions, the Winograd kernels' source). Later builds, in this process or another, read the cache. A corrupt or foreign cache is ignored with
 one warning.
 
 Environment: ``TFVGG_AUTOTUNE=0`` turns tuning off (``winograd.choose``'s fixed
@@ -48,6 +48,10 @@ PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+# Environment that changes the kernels' speed on the same CPU: oneDNN's instruction-set cap (measured on a Zen 4:
+# a 56x56 256->256 convolution 1.16x slower at ONEDNN_MAX_CPU_ISA=AVX2) and the thread pools' sizes.
+SPEED_SETTINGS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                  "OMP_NUM_THREADS")
 _ENABLED = [None]   # None: from the environment
 
 
@@ -138,8 +142,17 @@ def _read_fingerprint():
     except OSError:
         pass
     return {"cpu": cpu or platform.machine(), "isa": [f for f in ISA_FLAGS if f in flags],
-            "cores": os.cpu_count(), "onednn": _onednn_enabled(), "tensorflow": tf.__version__,
-            "tfvgg": tfvgg.__version__, "kernels": _kernels_digest()}
+            "cores": usable_cores(), "onednn": _onednn_enabled(), "tensorflow": tf.__version__,
+            "tfvgg": tfvgg.__version__, "kernels": _kernels_digest(),
+            "settings": {name: os.environ[name] for name in SPEED_SETTINGS if os.environ.get(name)}}
+
+
+def usable_cores():
+    """Cores this process may run on (``taskset``, a container's cpuset), not all the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):   # not on Linux
+        return os.cpu_count()
 
 
 def _kernels_digest():
@@ -364,7 +377,7 @@ def _prepare_runs(workload, choices, warmup, pass_name, prepared):
             return None   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
 
     new = [choice for choice in choices if choice not in prepared]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(new), os.cpu_count() or 1))) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(new), usable_cores()))) as pool:
         prepared.update(zip(new, pool.map(prepare, new)))
     return prepared
 
