@@ -72,14 +72,10 @@ def tfvgg_passes(w, passes=PASSES, strategy=None, inputs=None):
     replicas = strategy.num_replicas_in_sync
     if w.batch_size % replicas:
         raise ValueError(f"--batch_size={w.batch_size} does not split evenly over {replicas} replicas")
+    if inputs is not None and replicas > 1:
+        raise ValueError("real data feeds one device; run --data_dir without a multi-replica strategy")
     with strategy.scope(), tf.device(None if replicas > 1 else w.device):
-        if replicas > 1:
-            per_replica_shape = (w.batch_size // replicas, *w.image_shape()[1:])
-            images = strategy.experimental_distribute_values_from_function(
-                lambda ctx: tf.random.stateless_normal(per_replica_shape, seed=(0, ctx.replica_id_in_sync_group),
-                                                       stddev=0.1))
-        else:
-            images = w.random_images()
+        images = _synthetic_images(w, strategy)
         p = tfvgg.ParamStore(seed=0)
         optimizer = SGD(LEARNING_RATE, momentum=0.0, weight_decay=0.0)
 
@@ -114,22 +110,33 @@ def tfvgg_passes(w, passes=PASSES, strategy=None, inputs=None):
         tf.distribute.get_replica_context().merge_call(lambda _, g: optimizer.apply(g, p.params), args=(grads,))
         return loss
 
-    if inputs is not None and replicas > 1:
-        raise ValueError("real data feeds one device; run --data_dir without a multi-replica strategy")
     feed = None if inputs is None else iter(inputs)
     replica_fns = {"forward": lambda x: network(x, 1.0, inference_store)[0],
                    "forward_backward": lambda x: gradient_checksum(gradients(x)[1]),
                    "train": train_step}
 
-    def graph(fn):
-        def run_on_replicas():
-            x = images if feed is None else next(feed)
-            # One number per replica: fetching only replica 0's result would let the graph prune the others.
-            per_replica = strategy.experimental_local_results(strategy.run(fn, args=(x,)))
-            return tf.stack([tf.reduce_sum(tf.cast(r, tf.float32)) for r in per_replica])
-        return _runner(tf.function(run_on_replicas, jit_compile=w.xla or None), w.device if replicas == 1 else None)
+    return {name: _replica_graph(replica_fns[name], w, strategy, images, feed) for name in passes}
 
-    return {name: graph(replica_fns[name]) for name in passes}
+
+def _replica_graph(fn, w, strategy, images, feed):
+    """A runner of ``fn`` on every replica's images (the next batch of ``feed`` if given), in one ``tf.function``."""
+    def run_on_replicas():
+        x = images if feed is None else next(feed)
+        # One number per replica: fetching only replica 0's result would let the graph prune the others.
+        per_replica = strategy.experimental_local_results(strategy.run(fn, args=(x,)))
+        return tf.stack([tf.reduce_sum(tf.cast(r, tf.float32)) for r in per_replica])
+    one_device = strategy.num_replicas_in_sync == 1
+    return _runner(tf.function(run_on_replicas, jit_compile=w.xla or None), w.device if one_device else None)
+
+
+def _synthetic_images(w, strategy):
+    """``w``'s random images: one batch, or under a multi-replica ``strategy`` each replica's share on its device."""
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        return w.random_images()
+    per_replica_shape = (w.batch_size // replicas, *w.image_shape()[1:])
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.random.stateless_normal(per_replica_shape, seed=(0, ctx.replica_id_in_sync_group), stddev=0.1))
 
 
 def direct_passes(w, passes=PASSES):

@@ -58,9 +58,21 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         classifier = p.get(f"{net.classifier_name}/w")
         num_classes = None if classifier is None else int(classifier.shape[1])
     layers = net.with_classes(num_classes) if include_top else net.feature_layers(num_classes)
-    x = images
-    previous = None
-    endpoints = {}
+    x, endpoints = _apply_layers(net.name, layers, images, p, image_hwc, keep_prob=keep_prob, data_format=data_format,
+                                 conv_algorithm=conv_algorithm, dropout_seed=dropout_seed)
+
+    if not include_top:
+        features = _pooled_features(x, pooling, data_format)
+        return (features, endpoints) if return_endpoints else features
+    logits = tf.cast(x, tf.float32)
+    softmax = tf.nn.softmax(logits)
+    predictions = tf.argmax(softmax, axis=1)
+    return (predictions, softmax, logits, endpoints) if return_endpoints else (predictions, softmax, logits)
+
+
+def _apply_layers(net_name, layers, x, p, image_hwc, *, keep_prob, data_format, conv_algorithm, dropout_seed):
+    """Walk the layer specs in order on ``x``; returns the last activation and ``{layer name: activation}``."""
+    previous, endpoints = None, {}
     for layer in layers:
         if isinstance(layer, configs.Conv):
             fits = winograd.supports(layer.kernel, layer.kernel, layer.stride, layer.stride, layer.padding)
@@ -83,17 +95,10 @@ def inference_op(images, p, keep_prob=1.0, config="D", num_classes=None, *, incl
         elif isinstance(layer, configs.Dropout):
             x = dropout_op(x, layer.name, keep_prob, seed=dropout_seed)
         else:
-            raise TypeError(f"{net.name}: unknown layer spec {layer!r}")
+            raise TypeError(f"{net_name}: unknown layer spec {layer!r}")
         endpoints[layer.name] = x
         previous = layer
-
-    if not include_top:
-        features = _pooled_features(x, pooling, data_format)
-        return (features, endpoints) if return_endpoints else features
-    logits = tf.cast(x, tf.float32)
-    softmax = tf.nn.softmax(logits)
-    predictions = tf.argmax(softmax, axis=1)
-    return (predictions, softmax, logits, endpoints) if return_endpoints else (predictions, softmax, logits)
+    return x, endpoints
 
 
 def vgg11(images, p, keep_prob=1.0, num_classes=None, **kwargs):

@@ -109,25 +109,8 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print, explain=
     for layer in net.with_classes(num_classes):
         row = {"params": 0, "mult_adds": 0}
         if isinstance(layer, (configs.Conv, configs.Pool)):
-            h, w, c = shape
-            k, s = layer.kernel, layer.stride
-            if layer.padding == "VALID" and (h < k or w < k):
-                raise ValueError(f"{net.name}/{layer.name}: a {k}x{k} VALID window does not fit {h}x{w}; "
-                                 f"input {format_shape(input_shape)} is too small")
-            out_h, out_w = (output_size(n, k, s, layer.padding) for n in (h, w))
-            if s > 1:
-                row["shape_formula"] = (f"ceil({h}/{s}) = {out_h}" if layer.padding == "SAME"
-                                        else f"ceil(({h}-{k}+1)/{s}) = {out_h}")
-            field, jump = field + (k - 1) * jump, jump * s
-            if isinstance(layer, configs.Conv):
-                c_out = layer.channels
-                row.update(kind=f"conv{k}-{c_out}" + (f"/{s}" if s > 1 else ""), output_shape=(out_h, out_w, c_out),
-                           params=k * k * c * c_out + c_out, kernel_shape=(k, k, c, c_out),
-                           mult_adds=out_h * out_w * k * k * c * c_out,
-                           params_formula=f"{k}*{k}*{c}*{c_out} + {c_out}",
-                           mult_adds_formula=f"{out_h}*{out_w} * {k}*{k}*{c}*{c_out}")
-            else:
-                row.update(kind=f"maxpool{k}/{s}", output_shape=(out_h, out_w, c))
+            row.update(_window_row(net.name, layer, shape, input_shape))
+            field, jump = field + (layer.kernel - 1) * jump, jump * layer.stride
             shape = spatial = row["output_shape"]
             row["receptive_field"] = field
         elif isinstance(layer, configs.LRN):
@@ -153,3 +136,24 @@ def summary(config, input_shape=None, num_classes=None, print_fn=print, explain=
         print_fn(result.explain() if explain else result.table())
     return result
 
+
+def _window_row(net_name, layer, shape, input_shape):
+    """A convolution's or max-pool's row fields on input ``shape`` = (H, W, C): output shape, parameters,
+    multiply-adds and their formulas."""
+    h, w, c = shape
+    k, s = layer.kernel, layer.stride
+    if layer.padding == "VALID" and (h < k or w < k):
+        raise ValueError(f"{net_name}/{layer.name}: a {k}x{k} VALID window does not fit {h}x{w}; "
+                         f"input {format_shape(input_shape)} is too small")
+    out_h, out_w = (output_size(n, k, s, layer.padding) for n in (h, w))
+    row = {}
+    if s > 1:
+        row["shape_formula"] = (f"ceil({h}/{s}) = {out_h}" if layer.padding == "SAME"
+                                else f"ceil(({h}-{k}+1)/{s}) = {out_h}")
+    if isinstance(layer, configs.Pool):
+        return {**row, "kind": f"maxpool{k}/{s}", "output_shape": (out_h, out_w, c)}
+    c_out = layer.channels
+    return {**row, "kind": f"conv{k}-{c_out}" + (f"/{s}" if s > 1 else ""), "output_shape": (out_h, out_w, c_out),
+            "params": k * k * c * c_out + c_out, "kernel_shape": (k, k, c, c_out),
+            "mult_adds": out_h * out_w * k * k * c * c_out, "params_formula": f"{k}*{k}*{c}*{c_out} + {c_out}",
+            "mult_adds_formula": f"{out_h}*{out_w} * {k}*{k}*{c}*{c_out}"}

@@ -416,6 +416,14 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
         u = tf.convert_to_tensor(transformed_kernel)
         return _forward_chunks(x, sizes, u, bias, m, data_format, products)
 
+    fused = _trainable_conv(sizes, m, data_format, products)
+    return fused(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+
+
+def _trainable_conv(sizes, m, data_format, products):
+    """``fused(x, kernel, bias)``: ``conv_bias_relu``'s computation in chunks of ``sizes`` images, with its
+    Winograd gradient (``tf.custom_gradient``)."""
+
     @tf.custom_gradient
     def fused(x, kernel, bias):
         # Ops on the kernel alone are ready when the step starts, and the executor would run every layer's
@@ -448,7 +456,7 @@ def conv_bias_relu(x, kernel, bias, algorithm, data_format="NHWC", transformed_k
 
         return y, gradient
 
-    return fused(x, tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias))
+    return fused
 
 
 def max_relative_error(x, kernel, m):
