@@ -6,6 +6,7 @@ Shows which kernel holds a whole-network pass back.
 """
 import dataclasses
 import sys
+import time
 
 from absl import flags
 import tensorflow as tf
@@ -58,17 +59,6 @@ def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
     return rates
 
 
-def time_algorithms(workload, algorithms, repeats=5):
-    """Best seconds of relu(conv3x3 + bias) per choice, by the autotuner's timing path: ``{choice name: seconds}``.
-
-    ``algorithms``: names ("direct", "winograd4", or with a chunk size, "winograd4/2"); in ``workload``'s pass
-    (inference: filters transformed in advance; training: forward and the three gradients), interleaved. Every
-    round runs unless a candidate lost clearly (the tuner's time budget would end the rounds early).
-    """
-    return autotune.time_choices(workload, [autotune.Choice.parse(a) for a in algorithms], repeats,
-                                 budget_rounds=repeats)
-
-
 def main(argv):
     cli.no_positional_arguments(argv)
     tf.get_logger().setLevel("ERROR")  # one tf.function per kernel is intended; no retracing warnings
@@ -78,7 +68,8 @@ def main(argv):
     dtype = compute_dtype(FLAGS.precision)
     shapes = conv_shapes(net.name, image_size, net.input_shape[2])
     if FLAGS.algorithms:
-        print_algorithm_table(shapes, FLAGS.batch_size, dtype, FLAGS.algorithms, FLAGS.repeats)
+        print_algorithm_table(shapes, FLAGS.batch_size, dtype, FLAGS.algorithms, FLAGS.repeats,
+                              progress_fn=lambda line: print(line, file=sys.stderr, flush=True))
         return
     print(f"{net.description}: batch {FLAGS.batch_size}, {FLAGS.precision}, GFLOP/s (best of {FLAGS.repeats})")
     print(f"{'input HxW':>10} {'C_in':>5} {'C_out':>5} {'k':>2} {'forward':>8} {'input grad':>10} {'weight grad':>11}")
@@ -89,17 +80,33 @@ def main(argv):
         sys.stdout.flush()
 
 
-def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=print):
+def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=print, progress_fn=None):
     """Per 3x3 layer and pass, ms of each algorithm (at the chunk size the tuner's first round gives it,
     ``as_tuned``) and of auto's pick, timed in one run; a pick that is one of them is timed once, as that one.
 
     auto's pick comes from the tuning cache (tuned now if missing), or from the fixed rule where tuning is off;
     "best" is the fastest in this table, so "auto/best" shows how far the pick is from it on this run.
     """
+    rows = table_rows(shapes, batch, dtype, algorithms)
+    seconds = time_table(rows, repeats, progress_fn)
+    print_fn(f"relu(conv3x3 + bias), batch {batch}, {tf.as_dtype(dtype).name}: ms, best of {repeats} sweeps over "
+             "the table; speed-ups vs direct; inference = filters transformed once, training = forward + "
+             "gradients; auto/best = best ms / auto's ms")
+    for (workload, names, pick), times in zip(rows, seconds):
+        w = workload
+        cells = " | ".join(f"{a} {times[a] * 1e3:.1f} ({times['direct'] / times[a]:.2f}x)"
+                           for a in names if a in times)
+        best = min(times.values())
+        print_fn(f"{f'{w.height}x{w.width}':>8} {w.c_in:>4}->{w.c_out:<4} {w.pass_name:<9} {cells} | auto: {pick} "
+                 f"{times[pick] * 1e3:.1f} ({times['direct'] / times[pick]:.2f}x, auto/best "
+                 f"{best / times[pick]:.2f})")
+
+
+def table_rows(shapes, batch, dtype, algorithms):
+    """``[(workload, candidate names, auto's pick)]``: a row per 3x3 layer shape and pass; the pick is timed as
+    one of the candidates if it is one."""
     algorithms = ["direct"] + [a for a in algorithms if a != "direct"]
-    print_fn(f"relu(conv3x3 + bias), batch {batch}, {tf.as_dtype(dtype).name}: ms, best of {repeats}; speed-ups vs "
-             "direct; inference = filters transformed once, training = forward + gradients; auto/best = best ms / "
-             "auto's ms")
+    rows = []
     for h, w, c_in, c_out, k in shapes:
         if k != 3:
             continue
@@ -107,13 +114,35 @@ def print_algorithm_table(shapes, batch, dtype, algorithms, repeats, print_fn=pr
             workload = autotune.Workload(h, w, c_in, c_out, batch, tf.as_dtype(dtype).name, "NHWC", pass_name)
             pick = autotune.choose(workload, autotune.fallback_rule(workload)).name
             names = [as_tuned(workload, a) for a in algorithms if _allowed(a, dtype)]
-            seconds = time_algorithms(workload, names + ([pick] if pick not in names else []), repeats)
-            cells = " | ".join(f"{a} {seconds[a] * 1e3:.1f} ({seconds['direct'] / seconds[a]:.2f}x)"
-                               for a in names if a in seconds)
-            best = min(seconds.values())
-            print_fn(f"{f'{h}x{w}':>8} {c_in:>4}->{c_out:<4} {pass_name:<9} {cells} | auto: {pick} "
-                     f"{seconds[pick] * 1e3:.1f} ({seconds['direct'] / seconds[pick]:.2f}x, auto/best "
-                     f"{best / seconds[pick]:.2f})")
+            rows.append((workload, names, pick))
+    return rows
+
+
+def time_table(rows, sweeps, progress_fn=None):
+    """Best seconds per row and candidate (``[{name: seconds}]``) by the autotuner's timing path: ``sweeps``
+    passes over the whole table, each timing every row's candidates once, side by side (the first builds them);
+    a candidate over ``autotune.DROP_RATIO`` x its row's best keeps its first time.
+
+    A cell's runs lie a sweep apart (minutes at batch 32), not a second: on a shared machine a slow spell lasts
+    seconds and slows the memory-bound Winograd transforms more than direct convolution (measured on a Zen 4:
+    F(6x6) at 307 ms against 179 ms in a quiet process, direct 276 against 264), and three runs in a row can all
+    fall in it.
+    """
+    prepared = [{} for _ in rows]
+    best = [{} for _ in rows]
+    start = time.perf_counter()
+    for sweep in range(sweeps):
+        for (workload, names, pick), built, times in zip(rows, prepared, best):
+            order = [n for n in names + ([pick] if pick not in names else [])   # a clear loser runs once
+                     if n not in times or times[n] <= autotune.DROP_RATIO * min(times.values())]
+            order = order[sweep % len(order):] + order[:sweep % len(order)]   # each candidate first in turn
+            measured = autotune.time_choices(workload, [autotune.Choice.parse(n) for n in order], repeats=1,
+                                             prepared=built, budget_rounds=1)
+            for name, t in measured.items():
+                times[name] = min(t, times.get(name, float("inf")))
+        if progress_fn:
+            progress_fn(f"  sweep {sweep + 1}/{sweeps} over {len(rows)} rows: {time.perf_counter() - start:.0f} s")
+    return best
 
 
 def as_tuned(workload, name):
@@ -140,7 +169,8 @@ def define_flags():
     cli.BATCH_SIZE.define("batch_size", 8)
     cli.IMAGE_SIZE.define("image_size", None)
     cli.PRECISION.define("precision", "fp32")
-    cli.FlagSpec("integer", "Timed runs per kernel (the best counts).", lower=1).define("repeats", 5)
+    cli.FlagSpec("integer", "Timed runs per kernel (the best counts); with --algorithms, one per sweep over the "
+                 "whole table, so that a cell's runs lie minutes apart.", lower=1).define("repeats", 5)
     in_xla = tuple(a + autotune.XLA_SUFFIX for a in winograd.ALGORITHMS)
     cli.FlagSpec("list", "Instead: time relu(conv + bias) with these algorithms against direct and auto's pick "
                  "(winograd2, winograd4, winograd6: products and output contraction as TensorFlow matmuls; with "

@@ -287,10 +287,10 @@ def test_per_layer_table_times_a_pick_that_is_one_of_its_candidates_once(monkeyp
     assert conv_layers.as_tuned(workload, "winograd4") == rule["winograd4"].name != "winograd4"
     assert conv_layers.as_tuned(workload, "winograd4/3+xla") == "winograd4/3+xla"
     timed, lines = [], []
-    def fake_time(w, names, repeats):
-        timed.append(names)
-        return {name: 0.001 * (i + 1) for i, name in enumerate(names)}
-    monkeypatch.setattr(conv_layers, "time_algorithms", fake_time)
+    def fake_time(w, choices, repeats, prepared, budget_rounds):
+        timed.append([c.name for c in choices])
+        return {c.name: 0.001 * (i + 1) for i, c in enumerate(choices)}
+    monkeypatch.setattr(autotune, "time_choices", fake_time)
     monkeypatch.setattr(autotune, "choose", lambda w, fallback: next(   # what the tuner's first round timed
         c for c in autotune.candidate_algorithms(w) if c.algorithm == "winograd4"))
     conv_layers.print_algorithm_table([(56, 56, 128, 256, 3)], 32, tf.float32, ["winograd2", "winograd4"], 1,
@@ -298,6 +298,26 @@ def test_per_layer_table_times_a_pick_that_is_one_of_its_candidates_once(monkeyp
     assert all(len(names) == len(set(names)) == 3 for names in timed)   # direct, F(2x2), F(4x4): no fourth
     pick = rule["winograd4"].name
     assert f"| {pick} 3.0 " in lines[2] and f"auto: {pick} 3.0 " in lines[2]   # the same run, the same ms
+
+
+def test_per_layer_table_times_each_cell_once_per_sweep_over_the_whole_table(monkeypatch):
+    from benchmarks import conv_layers
+    from tfvgg import autotune
+    rows = [(autotune.Workload(8, 8, 4, 8, 1, pass_name=p), ["direct", "winograd2/1", "winograd4/1"], "direct")
+            for p in autotune.PASSES]
+    slow_spell = {0: 3.0, 1: 1.0, 2: 1.0, 3: 1.0}   # the first call: winograd4 in a slow spell
+    calls = []
+    def fake_time(w, choices, repeats, prepared, budget_rounds):
+        assert repeats == 1 and prepared is not None
+        calls.append((w.pass_name, [c.name for c in choices]))
+        spell = slow_spell[len(calls) - 1]
+        return {c.name: {"direct": 2.0, "winograd2/1": 4.0, "winograd4/1": 1.0 * spell}[c.name] for c in choices}
+    monkeypatch.setattr(autotune, "time_choices", fake_time)
+    best = conv_layers.time_table(rows, sweeps=2)
+    assert [pass_name for pass_name, _ in calls] == ["inference", "training", "inference", "training"]  # apart
+    assert calls[0][1] == ["direct", "winograd2/1", "winograd4/1"]
+    assert calls[2][1] == ["winograd4/1", "direct"]   # rotated; F(2x2) lost by over DROP_RATIO: timed once
+    assert best[0] == {"direct": 2.0, "winograd2/1": 4.0, "winograd4/1": 1.0}   # the best of both sweeps
 
 
 @pytest.mark.slow
