@@ -20,6 +20,7 @@ from tfvgg.util import atomic_write
 
 PASSES = ("forward", "forward_backward", "train")
 PEER_ORDER = ("keras", "tf1", "direct", "onnxruntime", "openvino", "synthetic")
+WITHOUT_PICKS = " (without picks)"   # a benchmark-table marker's ending: the runs' table only
 TABLE_BLOCK = re.compile(r"(<!-- benchmark-table: (?P<files>[^>]*?) -->\n)(?P<table>.*?)(<!-- /benchmark-table -->)",
                          re.S)
 
@@ -147,12 +148,15 @@ def _seconds(entry):
 
 
 def regenerate(text):
-    """``text`` with every benchmark-table block rebuilt from the result files it names."""
+    """``text`` with every benchmark-table block rebuilt from the result files it names: the runs' table, then
+    each run's tuning picks unless the marker ends with ``(without picks)``."""
     def table(match):
-        runs = [load_results(path) for path in match.group("files").split()]
+        files = match.group("files")
+        with_picks = not files.endswith(WITHOUT_PICKS)
+        runs = [load_results(path) for path in files.removesuffix(WITHOUT_PICKS).split()]
         if not runs:
             raise ValueError("a benchmark-table marker names no result file")
-        tables = [markdown_table(runs)] + [t for t in map(autotune_table, runs) if t]
+        tables = [markdown_table(runs)] + ([t for t in map(autotune_table, runs) if t] if with_picks else [])
         return match.group(1) + "\n\n".join(tables) + "\n" + match.group(4)
     if text.count("<!-- benchmark-table:") != len(TABLE_BLOCK.findall(text)):
         raise ValueError("a <!-- benchmark-table: ... --> marker has no <!-- /benchmark-table --> after it")

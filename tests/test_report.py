@@ -90,6 +90,15 @@ def test_docs_tables_are_regenerated_and_checked(tmp_path, monkeypatch):
     assert report.update_docs([str(doc)], check=True) == str(doc)
 
 
+def test_a_marker_ending_without_picks_keeps_the_runs_table_only():
+    run = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "results",
+                       "vgg16_b8_fp32_auto_zen4.json")   # a tuned run: its file holds the picks
+    full = report.regenerate(f"<!-- benchmark-table: {run} -->\n<!-- /benchmark-table -->\n")
+    short = report.regenerate(f"<!-- benchmark-table: {run} (without picks) -->\n<!-- /benchmark-table -->\n")
+    assert "auto's picks in VGG-16" in full and "auto's picks" not in short
+    assert short.split("\n")[1:6] == full.split("\n")[1:6]   # the same runs' table first
+
+
 def test_an_unclosed_marker_or_a_foreign_file_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match="has no <!-- /benchmark-table -->"):
