@@ -525,6 +525,34 @@ def test_a_full_batch_that_turns_the_screens_order_is_timed_once_more(monkeypatc
     assert autotune.tune(workload, measure)["choice"].startswith("winograd6") and len(full_batch_rounds()) == 1
 
 
+def test_a_round_that_a_spell_of_the_machine_turned_is_timed_once_more(monkeypatch):
+    def replay(rounds, calls):   # batch 8, 112x112 64->128 inference, as traced on a Zen 4 (ms)
+        rounds = iter(rounds)
+        def measure(workload, choices):
+            calls.append([c.name for c in choices])
+            times = next(rounds)
+            return {c.name: times[c.name] for c in choices}
+        return measure
+    first = {"direct": 67.0, "winograd2/1": 85.1, "winograd4/1": 58.6, "winograd6/1": 50.0}
+    spell = {"direct": 67.5, "winograd6/1": 75.5, "winograd6/2": 69.7}     # F(6x6) 1.5x slower, direct the same
+    after = {"direct": 67.0, "winograd6/1": 47.5, "winograd6/2": 52.0}
+    workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
+    calls = []
+    entry = autotune.tune(workload, replay([first, spell, after], calls))
+    assert calls[1] == calls[2] == ["direct", "winograd6/1", "winograd6/2"]   # the climb's round, once more
+    assert entry["choice"] == "winograd6/1" and entry["seconds"]["winograd6/1"] == 47.5
+    assert entry["seconds"]["direct"] == 67.0 and entry["seconds"]["winograd6/2"] == 52.0   # each its best
+    calls.clear()
+    steady = {"direct": 67.5, "winograd6/1": 68.0, "winograd6/2": 69.7}    # F(6x6) 1.36x slower, under 1.4: kept
+    monkeypatch.setattr(autotune, "SHIFT_RATIO", 1.4)
+    assert autotune.tune(workload, replay([first, steady], calls))["choice"] == "direct" and len(calls) == 2
+    calls.clear()
+    monkeypatch.undo()
+    won = {"direct": 67.5, "winograd6/1": 51.0, "winograd6/2": 49.0}       # a new size won: no turn, one round
+    assert autotune.tune(workload, replay([first, won, {"winograd6/2": 49.0, "winograd6/4": 55.0}], calls)
+                         )["choice"] == "winograd6/2" and len(calls) == 3
+
+
 def test_a_chunk_size_the_climb_left_tied_with_the_winner_joins_the_side_by_side_round():
     calls = []
     rounds = iter([{"direct": 70, "winograd2/1": 91, "winograd4/1": 58, "winograd6/1": 50},   # as measured at

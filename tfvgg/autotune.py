@@ -43,7 +43,7 @@ TIE_RATIO = 1.03                     # candidates this close are near equals: mo
 ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
 SCREEN_BATCH = 8                     # a larger batch is first searched on this many images (_screened_rounds)
 SCREEN_KEEP = 1.10                   # ... and candidates within this of the winner there are its finalists
-SHIFT_RATIO = 1.15                   # the full batch turning the screen's order by more than this: timed again
+SHIFT_RATIO = 1.15                   # a round (or the full batch) turning an earlier order by more than this: again
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
 XLA_SUFFIX = "+xla"                   # a Choice name's mark for products="xla" (the default is "matmul")
@@ -626,11 +626,13 @@ def _rounds(workload, measure, candidates, pruned):
     within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``, beside direct unless it lost
     by ``DROP_RATIO``), or at batch 1 for inference, with no sizes to climb, its products' placement
     (``_products_round``). ``pruned`` (training's candidates from inference, chunk sizes included): one round.
+    A last round that turned the first's order by a spell of the machine (``_turned_by_a_spell``) runs once more,
+    each contender keeping its best time of both moments.
     """
     seconds = dict(measure(workload, candidates))
     if not seconds:
         raise RuntimeError(f"no convolution candidate ran for {workload.key()}")
-    last_round = dict(seconds)
+    first_round, last_round = dict(seconds), dict(seconds)
     if workload.pass_name == "inference" and workload.batch == 1:   # no chunk sizes to climb: a round of its own
         last_round = _products_round(workload, measure, seconds) or last_round
     fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
@@ -639,7 +641,22 @@ def _rounds(workload, measure, candidates, pruned):
         with_direct = seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[fastest_winograd]
         last_round = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd),
                                    [Choice("direct")] if with_direct else []) or last_round
+    if _turned_by_a_spell(first_round, last_round):
+        last_round = _once_more(workload, measure, seconds, last_round)
     return seconds, last_round
+
+
+def _turned_by_a_spell(before, after):
+    """Whether a later round (``after``) turned the order of the candidates both rounds timed, one of them
+    changing speed against another by over ``SHIFT_RATIO`` between the rounds: the same computations, so the
+    machine changed. Seen at 112x112 64->128 inference, batch 8 (Zen 4): F(6x6) led direct in the first round,
+    ran 75.5 ms against direct's 67.5 in the climb's, and direct became the pick; a table timed later had F(6x6)
+    at 47.5 ms, direct 66.9."""
+    common = [name for name in after if name in before]
+    if len(common) < 2 or min(common, key=before.get) == min(common, key=after.get):
+        return False
+    change = [after[name] / before[name] for name in common]
+    return max(change) / min(change) > SHIFT_RATIO
 
 
 def _products_round(workload, measure, seconds):
