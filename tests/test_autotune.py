@@ -322,6 +322,16 @@ def test_clear_losers_are_timed_once(monkeypatch):
     assert len(runs["direct"]) == 1 + autotune.MIN_REPEATS               # alone: nothing left to compare
 
 
+def test_one_run_in_a_slow_spell_does_not_drop_a_candidate(monkeypatch):
+    # 56x56 128->256 on 8 images (ms): F(6x6) in chunks of 2 ran first, in a spell that ended before chunks of 4.
+    runs = _fake_timings(monkeypatch, lambda name, n: {"winograd6/2": 61.4 if n == 2 else 35.0,
+                                                       "winograd6/4": 36.2, "winograd2/1": 110.0}[name])
+    seconds = autotune.time_choices(SMALL, [autotune.Choice.parse(n) for n in ("winograd6/2", "winograd6/4",
+                                                                               "winograd2/1")], repeats=5)
+    assert min(seconds, key=seconds.get) == "winograd6/2" and seconds["winograd6/2"] == 35.0
+    assert len(runs["winograd2/1"]) == 1 + 1                             # 3x behind after one run: dropped
+
+
 @pytest.mark.parametrize("overlap,timed_runs", [(False, autotune.MIN_REPEATS), (True, 5)])
 def test_timing_ends_early_only_when_the_leader_is_clear(monkeypatch, overlap, timed_runs):
     monkeypatch.setattr(autotune, "ROUNDS_BUDGET", float("inf"))

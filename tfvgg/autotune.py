@@ -38,6 +38,7 @@ PASSES = ("inference", "training")   # forward from filters transformed once; fo
 REPEATS, WARMUP = 5, 1               # timed runs per candidate (the best counts), untimed runs first (compiles)
 MIN_REPEATS = 2                      # timed runs before a clear leader may end the timing early
 DROP_RATIO = 1.5                     # a candidate this much slower than the best so far is timed no more
+SPELL_RATIO = 1.8                    # ... after one run: x this (a slow spell of a shared machine; time_choices)
 CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried further (products, chunk sizes)
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
 ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
@@ -329,7 +330,9 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
     compiled, warmed up) and the inputs they share, so a choice timed again is not built again.
 
     Up to ``repeats`` interleaved rounds of one run each. After a round, a candidate over ``DROP_RATIO`` x the
-    best so far runs no more (F(2x2) on a 224x224 layer takes seconds: one timed run, not five), and from
+    best so far runs no more (F(2x2) on a 224x224 layer takes seconds: one timed run, not five); after its first
+    run only if over ``SPELL_RATIO`` x that (a slow spell of a shared machine slowed F(6x6) 1.8x, 62.6 against
+    34.7 ms, and ended within a round: the candidates timed before its end lost by 1.7x, in one run each), and from
     ``MIN_REPEATS`` rounds on the timing ends once each other candidate either lost clearly (the leader's slowest
     run beat its fastest) or is a near equal (its best within ``TIE_RATIO`` of the leader's): more runs would not
     change the order, or would only order near equals (at batch 32 a round of four candidates takes seconds), or
@@ -347,7 +350,8 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
             samples[name] += t.durations
         best = {name: min(s) for name, s in samples.items()}
         leader = min(best, key=best.get)
-        runs = {name: run for name, run in runs.items() if best[name] <= DROP_RATIO * best[leader]}
+        drop = DROP_RATIO * (SPELL_RATIO if round_number < MIN_REPEATS else 1.0)
+        runs = {name: run for name, run in runs.items() if best[name] <= drop * best[leader]}
         settled = all(max(samples[leader]) < best[name] or best[name] <= TIE_RATIO * best[leader]
                       for name in runs if name != leader)
         spent = sum(sum(s) for s in samples.values())
