@@ -7,8 +7,8 @@ Winograd F(m x m, 3 x 3) with the batch split into chunks of several sizes. They
 are timed interleaved (``tfvgg.timing``), best of a few runs each, and the fastest
 is stored in a JSON cache under a fingerprint of the machine (CPU model and ISA
 flags, usable cores, oneDNN and its ISA cap, thread settings, TensorFlow and tfvgg
-versions, the Winograd kernels' source). Later builds, in this process or another, read the cache. A corrupt or foreign cache is ignored with
-one warning.
+versions, the Winograd kernels' source). Later builds, in this process or another,
+read the cache. A corrupt or foreign cache is ignored with one warning.
 
 Environment: ``TFVGG_AUTOTUNE=0`` turns tuning off (``winograd.choose``'s fixed
 rule decides, as on GPUs, where cuDNN tunes its own); ``TFVGG_AUTOTUNE_CACHE``
