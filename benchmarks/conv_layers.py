@@ -121,8 +121,7 @@ def table_rows(shapes, batch, dtype, algorithms):
 def time_table(rows, sweeps, progress_fn=None):
     """Best seconds per row and candidate (``[{name: seconds}]``) by the autotuner's timing path: ``sweeps``
     passes over the whole table, each timing every row's candidates once, side by side (the first builds them);
-    a candidate that lost as the tuner's timing drops one (``autotune.DROP_RATIO``; after one run, by a slow
-    spell's ``SPELL_RATIO`` more) keeps its time so far.
+    a candidate that lost as the tuner's timing drops one (``autotune.drop_ratio``) keeps its time so far.
 
     A cell's runs lie a sweep apart (minutes at batch 32), not a second: on a shared machine a slow spell lasts
     seconds and slows the memory-bound Winograd transforms more than direct convolution (measured on a Zen 4:
@@ -134,9 +133,8 @@ def time_table(rows, sweeps, progress_fn=None):
     start = time.perf_counter()
     for sweep in range(sweeps):
         for (workload, names, pick), built, times in zip(rows, prepared, best):
-            drop = autotune.DROP_RATIO * (autotune.SPELL_RATIO if sweep < autotune.MIN_REPEATS else 1.0)
             order = [n for n in names + ([pick] if pick not in names else [])   # a clear loser runs no more
-                     if n not in times or times[n] <= drop * min(times.values())]
+                     if n not in times or times[n] <= autotune.drop_ratio(sweep) * min(times.values())]
             order = order[sweep % len(order):] + order[:sweep % len(order)]   # each candidate first in turn
             measured = autotune.time_choices(workload, [autotune.Choice.parse(n) for n in order], repeats=1,
                                              prepared=built, budget_rounds=1)

@@ -350,8 +350,7 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
             samples[name] += t.durations
         best = {name: min(s) for name, s in samples.items()}
         leader = min(best, key=best.get)
-        drop = DROP_RATIO * (SPELL_RATIO if round_number < MIN_REPEATS else 1.0)
-        runs = {name: run for name, run in runs.items() if best[name] <= drop * best[leader]}
+        runs = {name: run for name, run in runs.items() if best[name] <= drop_ratio(round_number) * best[leader]}
         settled = all(max(samples[leader]) < best[name] or best[name] <= TIE_RATIO * best[leader]
                       for name in runs if name != leader)
         spent = sum(sum(s) for s in samples.values())
@@ -359,6 +358,12 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
             break
         runs = dict(list(runs.items())[1:] + list(runs.items())[:1])   # rotate who goes first
     return {name: min(s) for name, s in samples.items()}
+
+
+def drop_ratio(timed_runs):
+    """How far behind the best a candidate timed ``timed_runs`` times is timed no more: ``DROP_RATIO``, and
+    ``SPELL_RATIO`` times that after one run (``time_choices``)."""
+    return DROP_RATIO * (SPELL_RATIO if timed_runs < MIN_REPEATS else 1.0)
 
 
 def _prepare_runs(workload, choices, warmup, pass_name, prepared):
