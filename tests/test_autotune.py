@@ -447,9 +447,9 @@ def test_a_large_batch_is_searched_on_8_images_and_the_full_batch_decides_what_t
     entry = autotune.tune(workload, fake_measure({"direct": 1.4, "winograd2": 2.0, "winograd4": 1.0,
                                                   "winograd6": 1.05}, calls))
     assert entry["seconds"] == {} and entry["choice"] == "winograd4/1"   # Winograd finalists only, at the chunk
-    assert calls[2:] == [["winograd4/1", "winograd6/2", "winograd4/2"]]   # sizes they ran with: ranked on 8
-    # images (the same kernels per chunk), side by side (F(6x6)'s time was from the first round, F(4x4)'s from the
-    # climb), with F(4x4) in chunks of 2, within 0.1% of chunks of 1 in the climb's last round
+    assert calls[1] == ["direct", "winograd6/2", "winograd4/2", "winograd4/1", "winograd4/4"] and len(calls) == 2
+    # at the sizes they ran with, ranked on 8 images (the same kernels per chunk): F(6x6), within SCREEN_KEEP, ran
+    # side by side with F(4x4)'s sizes in the climb's round (_climb_rival), so no round more
     speedup, at_batch = autotune.speedup_vs_direct(entry)
     assert at_batch == 8 and speedup == pytest.approx(1.4 / 1.01)
     calls.clear()
@@ -598,3 +598,24 @@ def test_a_screen_that_would_decide_alone_times_its_two_leaders_once_more():
     entry = autotune.tune(workload, measure, inference_entry={"seconds": {
         "direct": 1.0, "winograd4/1": 0.7, "winograd6/1": 0.6}})
     assert len(calls) == 1 and entry["choice"] == "direct"
+
+
+def test_a_winograd_algorithm_close_to_the_climbing_one_runs_beside_it_in_the_climb():
+    def replay(rounds, calls):   # batch 8, 112x112 64->128 inference, the first round as traced on a Zen 4 (ms)
+        rounds = iter(rounds)
+        def measure(workload, choices):
+            calls.append([c.name for c in choices])
+            times = next(rounds)
+            return {c.name: times[c.name] for c in choices}
+        return measure
+    first = {"direct": 67.0, "winograd2/1": 73.6, "winograd4/1": 48.9, "winograd6/1": 50.6}   # F(6x6) 3% behind
+    climb = {"direct": 67.2, "winograd6/1": 47.8, "winograd4/1": 51.7, "winograd4/2": 56.2}
+    workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
+    calls = []
+    entry = autotune.tune(workload, replay([first, climb, {"winograd6/1": 48.0, "winograd6/2": 52.0}], calls))
+    assert calls[1] == ["direct", "winograd6/1", "winograd4/1", "winograd4/2"]   # the rival beside the climb
+    assert calls[2] == ["winograd6/1", "winograd6/2"] and entry["choice"] == "winograd6/1"   # it won: its sizes
+    calls.clear()
+    far = {**first, "winograd6/1": 1.2 * 48.9}                                   # 1.2x behind: no rival
+    entry = autotune.tune(workload, replay([far, {"direct": 67.2, "winograd4/1": 48.5, "winograd4/2": 56.2}], calls))
+    assert calls[1] == ["direct", "winograd4/1", "winograd4/2"] and entry["choice"] == "winograd4/1"

@@ -43,7 +43,8 @@ CLOSE_RATIO = 1.25                   # Winograd within this of the best is tried
 TIE_RATIO = 1.03                     # candidates this close are near equals: more runs or sizes would not pay
 ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, past which MIN_REPEATS rounds do
 SCREEN_BATCH = 8                     # a larger batch is first searched on this many images (_screened_rounds)
-SCREEN_KEEP = 1.10                   # ... and candidates within this of the winner there are its finalists
+SCREEN_KEEP = 1.10                   # ... and candidates within this of the winner there are its finalists (and a
+                                     # Winograd algorithm within it of the one whose chunks climb runs beside it)
 SHIFT_RATIO = 1.15                   # a round (or the full batch) turning an earlier order by more than this: again
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
@@ -633,7 +634,7 @@ def _rounds(workload, measure, candidates, pruned):
 
     First ``candidates`` side by side (every algorithm with the rule's chunking); then, if the fastest Winograd is
     within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``, beside direct unless it lost
-    by ``DROP_RATIO``), or at batch 1 for inference, with no sizes to climb, its products' placement
+    by ``DROP_RATIO`` and beside a close rival, ``_climb_rival``), or at batch 1 for inference, with no sizes to climb, its products' placement
     (``_products_round``). ``pruned`` (training's candidates from inference, chunk sizes included): one round.
     A last round that turned the first's order by a spell of the machine (``_turned_by_a_spell``) runs once more,
     each contender keeping its best time of both moments.
@@ -647,12 +648,24 @@ def _rounds(workload, measure, candidates, pruned):
     fastest_winograd = min((n for n in last_round if n != "direct"), key=last_round.get, default=None)
     if fastest_winograd and workload.batch > 1 and not pruned and \
             last_round[fastest_winograd] <= CLOSE_RATIO * min(last_round.values()):
+        climber = Choice.parse(fastest_winograd)
         with_direct = seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[fastest_winograd]
-        last_round = _climb_chunks(workload, measure, seconds, Choice.parse(fastest_winograd),
-                                   [Choice("direct")] if with_direct else []) or last_round
+        last_round = _climb_chunks(workload, measure, seconds, climber,
+                                   ([Choice("direct")] if with_direct else []) + _climb_rival(last_round, climber)
+                                   ) or last_round
     if _turned_by_a_spell(first_round, last_round):
         last_round = _once_more(workload, measure, seconds, last_round)
     return seconds, last_round
+
+
+def _climb_rival(first_round, climber):
+    """``[Choice]``: the other Winograd algorithm closest to ``climber`` in ``first_round``, if within
+    ``SCREEN_KEEP`` of it, to run beside the climb's first round; else none. Without it, one round's noise decided
+    between the two for good: at 112x112 64->128 inference, batch 8 (Zen 4), F(4x4) led F(6x6) by 3% (48.9
+    against 50.6 ms), the climb ran on F(4x4) alone, and ten interleaved measurements later in one process had
+    F(6x6) 4-17% ahead in every one."""
+    rivals = [(choice, t) for choice, t in _rivals(first_round, climber) if choice.algorithm != "direct"]
+    return [rivals[0][0]] if rivals and rivals[0][1] <= SCREEN_KEEP * first_round[climber.name] else []
 
 
 def _turned_by_a_spell(before, after):
