@@ -259,7 +259,22 @@ def test_training_takes_the_chunk_size_inference_picked_not_a_faster_time_from_a
         "direct": 1.3, "winograd4/2": 0.54, "winograd4/4": 0.57, "winograd6/2": 0.6, "winograd6/4": 0.58}}}
     workload = autotune.Workload(28, 28, 512, 512, 8, pass_name="training")
     autotune.tune(workload, fake_measure({}, calls), inference_entry=inference)
-    assert calls[0] == ["direct", "winograd4/4", "winograd6/4"]   # F(6x6): the size it ran fastest with
+    assert calls[0] == ["direct", "winograd4/4", "winograd4/2", "winograd6/4"]   # F(6x6): the size it ran fastest
+    # with; the pick's algorithm at the rule's size too
+
+
+def test_training_times_the_picks_algorithm_at_the_rules_chunk_size_too():
+    calls = []
+    inference = {"choice": "winograd6/4", "seconds": {"direct": 132.9, "winograd4/1": 83.4, "winograd6/1": 83.2,
+                                                      "winograd6/4": 87.1}}   # 112x112 128->128, batch 8 (ms)
+    workload = autotune.Workload(112, 112, 128, 128, 8, pass_name="training")
+    limit = winograd.training_chunk_limit(8, 112, 112, 128, 128, 6)
+    rule = {c.algorithm: c.chunk for c in autotune.candidate_algorithms(workload)}["winograd6"]
+    assert limit == 2 and rule == 1                 # inference's 4 is cut to 2; the rule's size is 1
+    entry = autotune.tune(workload, lambda w, choices: calls.append([c.name for c in choices]) or {
+        c.name: {"direct": 470.5, "winograd4/1": 313.1, "winograd6/2": 278.6, "winograd6/1": 253.7}[c.name]
+        for c in choices}, inference_entry=inference)   # as the per-layer table timed them
+    assert calls == [["direct", "winograd4/1", "winograd6/2", "winograd6/1"]] and entry["choice"] == "winograd6/1"
 
 
 def test_training_tries_winograd_that_lost_inference_to_direct_but_not_hopeless_ones():

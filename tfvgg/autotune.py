@@ -576,6 +576,10 @@ def _pruned_by_inference(workload, candidates, inference_entry):
     the products' placement of inference's pick (another algorithm: those it ran fastest with); none if even the
     fastest ran over ``TRAINING_GIVE_UP`` x direct's inference time. Ranked by the inference screen if it had one
     (every algorithm side by side there), placed by its full batch's timings where the algorithm ran there.
+    The pick's algorithm also runs with the rule's chunk size (``candidates``'), if another: the passes' best
+    sizes differ. At 112x112 128->128, batch 8 (Zen 4), inference picked F(6x6) in chunks of 4 (cut to 2 by
+    training's limit), and in training chunks of 1 ran 5-20% ahead of chunks of 2 in five of six interleaved
+    measurements (at 64->128 in four of four).
 
     Training a candidate costs several XLA compilations (forward, gradients) and seconds per run on the big layers.
     The same algorithm computes the forward pass and both gradients, so inference roughly ranks the Winograd
@@ -588,8 +592,8 @@ def _pruned_by_inference(workload, candidates, inference_entry):
     screen = inference_entry.get("screen") or {}
     fastest = _fastest_per_algorithm(screen.get("seconds") or inference_entry["seconds"])   # ranks
     placed = {**fastest, **_fastest_per_algorithm(inference_entry["seconds"])}                # chunks, products
-    if "choice" in inference_entry:   # its own pick's (a time from another round may be lower, by noise)
-        pick = Choice.parse(inference_entry["choice"])
+    pick = Choice.parse(inference_entry["choice"]) if "choice" in inference_entry else None
+    if pick:   # its own pick's (a time from another round may be lower, by noise)
         placed[pick.algorithm] = (None, pick.chunk, pick.products)
     direct = fastest.pop("direct", (float("inf"),))[0]
     best = min((seconds for seconds, *_ in fastest.values()), default=float("inf"))
@@ -601,6 +605,8 @@ def _pruned_by_inference(workload, candidates, inference_entry):
         if seconds <= PRUNE_RATIO * best:
             _, chunk, products = placed[choice.algorithm]
             kept.append(_at_batch(Choice(choice.algorithm, chunk or choice.chunk, products), workload))
+            if pick and choice.algorithm == pick.algorithm and kept[-1].chunk != choice.chunk:
+                kept.append(dataclasses.replace(kept[-1], chunk=choice.chunk))   # the rule's size as well
     return kept
 
 
