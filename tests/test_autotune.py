@@ -634,3 +634,22 @@ def test_a_winograd_algorithm_close_to_the_climbing_one_runs_beside_it_in_the_cl
     far = {**first, "winograd6/1": 1.2 * 48.9}                                   # 1.2x behind: no rival
     entry = autotune.tune(workload, replay([far, {"direct": 67.2, "winograd4/1": 48.5, "winograd4/2": 56.2}], calls))
     assert calls[1] == ["direct", "winograd4/1", "winograd4/2"] and entry["choice"] == "winograd4/1"
+
+
+def test_winograd_finalists_near_equal_on_8_images_are_ranked_on_the_full_batch():
+    calls, f4_on_8 = [], [34.0]
+    def measure(workload, choices):   # 56x56 128->256 inference as timed at batch 8 and 32 on a Zen 4 (ms)
+        calls.append((workload.batch, [c.name for c in choices]))
+        small = workload.batch == autotune.SCREEN_BATCH
+        times = {"direct": 68.1 if small else 272.3, "winograd2": 57.3 if small else 240.1,
+                 "winograd4": f4_on_8[0] if small else 148.8, "winograd6": 33.1 if small else 173.6}
+        return {c.name: times[c.algorithm] * (1 + 0.001 * (c.chunk or 0)) for c in choices}
+    workload = autotune.Workload(56, 56, 128, 256, 32, pass_name="inference")
+    entry = autotune.tune(workload, measure)
+    full = [names for batch, names in calls if batch == 32]
+    assert full and {n.split("/")[0] for n in full[0]} == {"winograd4", "winograd6"}   # 3% apart on 8 images
+    assert entry["choice"].startswith("winograd4") and entry["choice"] in entry["seconds"]
+    calls.clear()
+    f4_on_8[0] = 36.0                                  # 9% behind on 8 images: ranked there, no full batch
+    entry = autotune.tune(workload, measure)
+    assert {batch for batch, _ in calls} == {8} and entry["choice"].startswith("winograd6")

@@ -45,6 +45,7 @@ ROUNDS_BUDGET = 2.5                  # seconds of timed runs per measurement, pa
 SCREEN_BATCH = 8                     # a larger batch is first searched on this many images (_screened_rounds)
 SCREEN_KEEP = 1.10                   # ... and candidates within this of the winner there are its finalists (and a
                                      # Winograd algorithm within it of the one whose chunks climb runs beside it)
+NEAR_RATIO = 1.05                    # ... and those within this of it there run on the full batch too
 SHIFT_RATIO = 1.15                   # a round (or the full batch) turning an earlier order by more than this: again
 PRUNE_RATIO = 1.5                    # training tries Winograd algorithms within this of inference's fastest one
 TRAINING_GIVE_UP = 3.0               # ... unless that one ran this many times direct's inference time
@@ -467,8 +468,10 @@ def _screened_rounds(workload, measure, candidates, pruned):
     ranks the Winograd algorithms and climbs their chunk sizes up to its own size. The full batch times the
     winner beside its finalists (``_finalists``: direct and the closest other Winograd algorithm, within
     ``SCREEN_KEEP``) if direct, whose kernels do not run per chunk, is one of them, or a finalist's chunk size
-    differs there (training's limit grows with the batch), and climbs the winner's chunk size on up if it ended at
-    the largest size the smaller batch allows.
+    differs there (training's limit grows with the batch), or (after a side-by-side round there, if their times
+    came from different rounds) those within ``NEAR_RATIO`` of the winner there (``_near_equals``), and climbs the winner's chunk size on up if it ended at the largest size the smaller batch allows. Near equals
+    on 8 images turned by 5-14% on 32 in three of one batch-32 run's 18 workloads (Zen 4: 56x56 128->256
+    inference, F(6x6)/1 3% ahead of F(4x4)/2 on 8 images, 0.86 of it on 32).
     Measured side by side on VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing
     one's favour between batch 8 and 32 (more often in the leader's): one dropped at 1.10x would be about even
     there, not ahead. Training keeps the chunk size inference chose (``_pruned_by_inference``).
@@ -496,10 +499,23 @@ def _screened_rounds(workload, measure, candidates, pruned):
         # Side by side on fewer images: a rival's time there may be from another round, another moment.
         final_round = dict(measure(small, finalists + _near_equal_sizes(winner, small_last)))
         small_seconds.update(final_round)
+    if ranked and len(finalists) > 1:
+        near = _near_equals(final_round or {name: small_last[name] for name in small_names}, workload)
+        if len(near) > 1:
+            seconds = dict(measure(workload, near))
+            final_round = dict(seconds)
     if seconds and _turned(small_seconds, Choice.parse(small_names[0]).algorithm, final_round) > SHIFT_RATIO:
         final_round = _once_more(workload, measure, seconds, final_round)
     screen = {"batch": SCREEN_BATCH, "seconds": small_seconds}
     return seconds, final_round or {winner.name: small_best}, screen
+
+
+def _near_equals(small_round, workload):
+    """``[Choice]`` for ``workload``'s batch: the candidates of ``small_round`` (``{name: seconds}``, one round on
+    fewer images) within ``NEAR_RATIO`` of its fastest, fastest first."""
+    best = min(small_round.values())
+    return [_at_batch(Choice.parse(name), workload) for name in sorted(small_round, key=small_round.get)
+            if small_round[name] <= NEAR_RATIO * best]
 
 
 def _turned(small_seconds, small_winner, full_round):
