@@ -550,14 +550,18 @@ def test_a_full_batch_that_turns_the_screens_order_is_timed_once_more(monkeypatc
     assert autotune.tune(workload, measure)["choice"].startswith("winograd6") and len(full_batch_rounds()) == 1
 
 
+def replay(rounds, calls):
+    """A ``measure`` that answers each call with the next of ``rounds`` (``{name: seconds}``), noting the names."""
+    rounds = iter(rounds)
+    def measure(workload, choices):
+        calls.append([c.name for c in choices])
+        times = next(rounds)
+        return {c.name: times[c.name] for c in choices}
+    return measure
+
+
 def test_a_round_that_a_spell_of_the_machine_turned_is_timed_once_more(monkeypatch):
-    def replay(rounds, calls):   # batch 8, 112x112 64->128 inference, as traced on a Zen 4 (ms)
-        rounds = iter(rounds)
-        def measure(workload, choices):
-            calls.append([c.name for c in choices])
-            times = next(rounds)
-            return {c.name: times[c.name] for c in choices}
-        return measure
+    # batch 8, 112x112 64->128 inference, as traced on a Zen 4 (ms)
     first = {"direct": 67.0, "winograd2/1": 85.1, "winograd4/1": 58.6, "winograd6/1": 50.0}
     spell = {"direct": 67.5, "winograd6/1": 75.5, "winograd6/2": 69.7}     # F(6x6) 1.5x slower, direct the same
     after = {"direct": 67.0, "winograd6/1": 47.5, "winograd6/2": 52.0}
@@ -616,13 +620,7 @@ def test_a_screen_that_would_decide_alone_times_its_two_leaders_once_more():
 
 
 def test_a_winograd_algorithm_close_to_the_climbing_one_runs_beside_it_in_the_climb():
-    def replay(rounds, calls):   # batch 8, 112x112 64->128 inference, the first round as traced on a Zen 4 (ms)
-        rounds = iter(rounds)
-        def measure(workload, choices):
-            calls.append([c.name for c in choices])
-            times = next(rounds)
-            return {c.name: times[c.name] for c in choices}
-        return measure
+    # batch 8, 112x112 64->128 inference, the first round as traced on a Zen 4 (ms)
     first = {"direct": 67.0, "winograd2/1": 73.6, "winograd4/1": 48.9, "winograd6/1": 50.6}   # F(6x6) 3% behind
     climb = {"direct": 67.2, "winograd6/1": 47.8, "winograd4/1": 51.7, "winograd4/2": 56.2}
     workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")

@@ -469,12 +469,13 @@ def _screened_rounds(workload, measure, candidates, pruned):
     winner beside its finalists (``_finalists``: direct and the closest other Winograd algorithm, within
     ``SCREEN_KEEP``) if direct, whose kernels do not run per chunk, is one of them, or a finalist's chunk size
     differs there (training's limit grows with the batch), or (after a side-by-side round there, if their times
-    came from different rounds) those within ``NEAR_RATIO`` of the winner there (``_near_equals``), and climbs the winner's chunk size on up if it ended at the largest size the smaller batch allows. Near equals
-    on 8 images turned by 5-14% on 32 in three of one batch-32 run's 18 workloads (Zen 4: 56x56 128->256
-    inference, F(6x6)/1 3% ahead of F(4x4)/2 on 8 images, 0.86 of it on 32).
+    came from different rounds) those within ``NEAR_RATIO`` of the winner there (``_near_equals``), and climbs
+    the winner's chunk size on up if it ended at the largest size the smaller batch allows. Near equals on 8
+    images turned by 5-14% on 32 in three of one batch-32 run's 18 workloads (Zen 4: 56x56 128->256 inference,
+    F(6x6)/1 3% ahead of F(4x4)/2 on 8 images, 0.86 of it on 32).
     Measured side by side on VGG-16's layers (Zen 4), two candidates' ratio moved by up to 10% in the trailing
     one's favour between batch 8 and 32 (more often in the leader's): one dropped at 1.10x would be about even
-    there, not ahead. Training keeps the chunk size inference chose (``_pruned_by_inference``).
+    there, not ahead. Training starts from the chunk sizes inference chose (``_pruned_by_inference``).
     A full batch that turns the screen's order by more than ``SHIFT_RATIO`` (``_turned``) is timed once more: in
     two batch-32 runs F(4x4) and F(6x6) on 112x112 64->128 inference ran 1.3x-1.4x slower than 4x their time on 8
     images, through the whole full-batch measurement, and direct won there (F(6x6) 1.32x ahead in a later run).
@@ -656,8 +657,8 @@ def _rounds(workload, measure, candidates, pruned):
 
     First ``candidates`` side by side (every algorithm with the rule's chunking); then, if the fastest Winograd is
     within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``, beside direct unless it lost
-    by ``DROP_RATIO`` and beside a close rival, ``_climb_rival``), or at batch 1 for inference, with no sizes to climb, its products' placement
-    (``_products_round``). ``pruned`` (training's candidates from inference, chunk sizes included): one round.
+    by ``DROP_RATIO``, and beside a close rival, ``_climb_rival``), or at batch 1 for inference, with no sizes to
+    climb, its products' placement (``_products_round``). ``pruned`` (training's candidates from inference, chunk sizes included): one round.
     A last round that turned the first's order by a spell of the machine (``_turned_by_a_spell``) runs once more,
     each contender keeping its best time of both moments.
     """
