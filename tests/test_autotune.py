@@ -464,7 +464,7 @@ def test_a_large_batch_is_searched_on_8_images_and_the_full_batch_decides_what_t
     assert entry["seconds"] == {} and entry["choice"] == "winograd4/1"   # Winograd finalists only, at the chunk
     assert calls[1] == ["direct", "winograd6/2", "winograd4/2", "winograd4/1", "winograd4/4"] and len(calls) == 2
     # at the sizes they ran with, ranked on 8 images (the same kernels per chunk): F(6x6), within SCREEN_KEEP, ran
-    # side by side with F(4x4)'s sizes in the climb's round (_climb_rival), so no round more
+    # side by side with F(4x4)'s sizes in the climb's round (_closest_winograd), so no round more
     speedup, at_batch = autotune.speedup_vs_direct(entry)
     assert at_batch == 8 and speedup == pytest.approx(1.4 / 1.01)
     calls.clear()

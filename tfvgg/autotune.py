@@ -553,9 +553,8 @@ def _finalists(small, measure, seconds, last_round):
         _once_more(small, measure, seconds, {choice.name: seconds[choice.name] for choice in (winner, runner_up)})
         winner = min((winner, runner_up), key=lambda choice: seconds[choice.name])
         rivals, best = _rivals(seconds, winner), seconds[winner.name]
-    kept = [choice for choice, t in rivals if t <= SCREEN_KEEP * best]
-    closest_winograd = [choice for choice in kept if choice.algorithm != "direct"][:1]
-    return [winner] + [choice for choice in kept if choice.algorithm == "direct" or choice in closest_winograd]
+    kept, closest = [choice for choice, t in rivals if t <= SCREEN_KEEP * best], _closest_winograd(seconds, winner)
+    return [winner] + [choice for choice in kept if choice.algorithm == "direct" or choice in closest]
 
 
 def _near_equal_sizes(winner, last_round):
@@ -657,8 +656,9 @@ def _rounds(workload, measure, candidates, pruned):
 
     First ``candidates`` side by side (every algorithm with the rule's chunking); then, if the fastest Winograd is
     within ``CLOSE_RATIO`` of the best, its chunk size is searched (``_climb_chunks``, beside direct unless it lost
-    by ``DROP_RATIO``, and beside a close rival, ``_climb_rival``), or at batch 1 for inference, with no sizes to
-    climb, its products' placement (``_products_round``). ``pruned`` (training's candidates from inference, chunk sizes included): one round.
+    by ``DROP_RATIO``, and beside a close rival, ``_closest_winograd``), or at batch 1 for inference, with no sizes
+    to climb, its products' placement (``_products_round``). ``pruned`` (training's candidates from inference,
+    chunk sizes included): one round.
     A last round that turned the first's order by a spell of the machine (``_turned_by_a_spell``) runs once more,
     each contender keeping its best time of both moments.
     """
@@ -673,22 +673,21 @@ def _rounds(workload, measure, candidates, pruned):
             last_round[fastest_winograd] <= CLOSE_RATIO * min(last_round.values()):
         climber = Choice.parse(fastest_winograd)
         with_direct = seconds.get("direct", float("inf")) <= DROP_RATIO * seconds[fastest_winograd]
-        last_round = _climb_chunks(workload, measure, seconds, climber,
-                                   ([Choice("direct")] if with_direct else []) + _climb_rival(last_round, climber)
-                                   ) or last_round
+        beside = ([Choice("direct")] if with_direct else []) + _closest_winograd(last_round, climber)
+        last_round = _climb_chunks(workload, measure, seconds, climber, beside) or last_round
     if _turned_by_a_spell(first_round, last_round):
         last_round = _once_more(workload, measure, seconds, last_round)
     return seconds, last_round
 
 
-def _climb_rival(first_round, climber):
-    """``[Choice]``: the other Winograd algorithm closest to ``climber`` in ``first_round``, if within
-    ``SCREEN_KEEP`` of it, to run beside the climb's first round; else none. Without it, one round's noise decided
-    between the two for good: at 112x112 64->128 inference, batch 8 (Zen 4), F(4x4) led F(6x6) by 3% (48.9
-    against 50.6 ms), the climb ran on F(4x4) alone, and ten interleaved measurements later in one process had
-    F(6x6) 4-17% ahead in every one."""
-    rivals = [(choice, t) for choice, t in _rivals(first_round, climber) if choice.algorithm != "direct"]
-    return [rivals[0][0]] if rivals and rivals[0][1] <= SCREEN_KEEP * first_round[climber.name] else []
+def _closest_winograd(seconds, leader):
+    """``[Choice]``: the other Winograd algorithm closest to ``leader`` in ``seconds`` (at its fastest there), if
+    within ``SCREEN_KEEP`` of it; else none. A screen's finalist, and the climb's rival in its first round: without
+    it one round's noise decided between the two for good (at 112x112 64->128 inference, batch 8, Zen 4, F(4x4)
+    led F(6x6) by 3%, 48.9 against 50.6 ms, the climb ran on F(4x4) alone, and ten interleaved measurements later
+    in one process had F(6x6) 4-17% ahead in every one)."""
+    rivals = [(choice, t) for choice, t in _rivals(seconds, leader) if choice.algorithm != "direct"]
+    return [rivals[0][0]] if rivals and rivals[0][1] <= SCREEN_KEEP * seconds[leader.name] else []
 
 
 def _turned_by_a_spell(before, after):
