@@ -403,7 +403,7 @@ def test_a_tuning_budget_tunes_the_largest_layers_first_and_leaves_the_rest_to_t
     monkeypatch.setattr(autotune, "_MEASURING", [True])
     tuned = []
 
-    def fake_tune(workload, measure=None, inference_entry=None):
+    def fake_tune(workload, measure=None, inference_entry=None, prepared=None):
         tuned.append(workload)
         return {"choice": "winograd4/1", "seconds": {"direct": 2.0, "winograd4/1": 1.0}, "tuning_seconds": 10.0}
 
@@ -651,3 +651,66 @@ def test_winograd_finalists_near_equal_on_8_images_are_ranked_on_the_full_batch(
     f4_on_8[0] = 36.0                                  # 9% behind on 8 images: ranked there, no full batch
     entry = autotune.tune(workload, measure)
     assert {batch for batch, _ in calls} == {8} and entry["choice"].startswith("winograd6")
+
+
+def test_a_pick_with_a_close_rival_of_the_other_kind_gets_a_second_look_each_keeping_its_best():
+    # batch 8, 112x112 64->128 inference, as on a Zen 4 (ms): a spell held F(6x6) slow through every round
+    workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
+    entry = {"choice": "direct", "seconds": {"direct": 65.0, "winograd6/1": 74.6, "winograd4/1": 80.0},
+             "tuning_seconds": 6.0}
+    calls = []
+    looked = autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 48.0}], calls))
+    assert calls == [["direct", "winograd6/1"]]                        # the pick and the closest other kind
+    assert looked["choice"] == "winograd6/1" and looked["second_look"] == {"direct": 66.0, "winograd6/1": 48.0}
+    assert looked["seconds"]["direct"] == 65.0 and looked["seconds"]["winograd6/1"] == 48.0   # each its best
+    assert looked["tuning_seconds"] >= 6.0 and entry["choice"] == "direct"   # a new entry
+    # a look in a spell of its own changes nothing: the best of both moments still has direct ahead
+    assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 90.0}], []))[
+        "choice"] == "direct"
+    # a rival ahead by no more than TIE_RATIO is a near equal: the pick stays
+    assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 64.0}], []))[
+        "choice"] == "direct"
+    far = {**entry, "seconds": {"direct": 65.0, "winograd6/1": 81.3}}   # 1.25x behind: no look
+    assert autotune.second_look(workload, far, replay([], calls)) is far and len(calls) == 1
+
+
+def test_a_second_look_takes_the_rival_from_the_screen_when_the_full_batch_ran_one_kind():
+    # batch 32 training: direct and F(6x6) only ever met on 8 images; the look is on the full batch
+    workload = autotune.Workload(224, 224, 64, 64, 32, pass_name="training")
+    entry = {"choice": "winograd6/1", "seconds": {"winograd6/1": 2.0, "winograd4/2": 2.2}, "tuning_seconds": 9.0,
+             "screen": {"batch": 8, "seconds": {"direct": 0.55, "winograd6/1": 0.5, "winograd4/4": 0.56}}}
+    calls = []
+    looked = autotune.second_look(workload, entry, replay([{"winograd6/1": 2.3, "direct": 1.9}], calls))
+    assert calls == [["winograd6/1", "direct"]]
+    assert looked["choice"] == "direct" and looked["seconds"]["winograd6/1"] == 2.0   # 2.0 against 1.9 x 1.03
+    winograd_only = {**entry, "screen": {"batch": 8, "seconds": {"winograd6/1": 0.5}}}
+    assert autotune.second_look(workload, winograd_only, replay([], calls)) is winograd_only
+
+
+def test_tune_network_looks_again_after_the_pass_and_updates_the_cache_and_the_row(cache_path, monkeypatch):
+    monkeypatch.setattr(autotune, "_MEASURING", [True])
+    events = []
+
+    def fake_tune(workload, measure=None, inference_entry=None, prepared=None):
+        events.append(("tune", workload.height))
+        contested = workload.height == 224 and workload.c_in == 64
+        seconds = {"direct": 1.0, "winograd6/1": 1.1 if contested else 0.5}
+        prepared[workload] = {"inputs": "x", autotune.Choice("direct"): "a run", autotune.Choice("winograd4"): "b"}
+        return {"choice": "direct" if contested else "winograd6/1", "seconds": seconds, "tuning_seconds": 1.0}
+
+    def fake_time_choices(workload, choices, prepared=None, budget_rounds=None, **_):
+        events.append(("look", workload.height, sorted(prepared, key=str)))
+        return {choice.name: {"direct": 1.0, "winograd6/1": 0.8}[choice.name] for choice in choices}
+
+    monkeypatch.setattr(autotune, "tune", fake_tune)
+    monkeypatch.setattr(autotune, "time_choices", fake_time_choices)
+    printed = []
+    rows = autotune.tune_network("D", 8, pass_names=["inference"], print_fn=printed.append)
+    assert [e[0] for e in events] == ["tune"] * 9 + ["look"]           # after all of the pass's workloads
+    assert events[-1] == ("look", 224, [autotune.Choice("direct"), "inputs"])   # the pick's run kept, no other
+    row = next(r for r in rows if r["layers"] == ["conv1_2"])
+    assert row["choice"] == "winograd6/1" and row["second_look"] == {"direct": 1.0, "winograd6/1": 0.8}
+    assert row["speedup_vs_direct"] == pytest.approx(1.25)
+    assert autotune.current_cache().get(autotune.Workload(224, 224, 64, 64, 8, pass_name="inference"))[
+        "choice"] == "winograd6/1"
+    assert any("second look" in line and "now winograd6/1" in line for line in printed)

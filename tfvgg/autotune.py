@@ -428,7 +428,7 @@ def _largest_divisor(batch, at_most):
     return max(d for d in range(1, at_most + 1) if batch % d == 0)
 
 
-def tune(workload, measure=None, inference_entry=None):
+def tune(workload, measure=None, inference_entry=None, prepared=None):
     """Time ``workload``'s candidates; returns the cache entry ``{"choice", "seconds", "tuning_seconds"}``, and for
     a batch over ``SCREEN_BATCH`` images ``"screen": {"batch", "seconds"}`` (the search on that many images).
 
@@ -437,10 +437,11 @@ def tune(workload, measure=None, inference_entry=None):
     (the same layer's inference entry) prunes the candidates instead (``_pruned_by_inference``). A larger batch
     is searched on ``SCREEN_BATCH`` images and only the close finalists run on the full batch
     (``_screened_rounds``). ``measure(workload, choices)`` -> ``{name: seconds}``; default ``time_choices``, each
-    workload's rounds sharing the candidates they built (tests pass made-up timings). ``"seconds"`` holds the
-    full batch's timings only (empty if the search on fewer images left one finalist).
+    workload's rounds sharing the candidates they built (tests pass made-up timings), kept in ``prepared``
+    (``{Workload: time_choices' prepared}``, per batch size) if given. ``"seconds"`` holds the full batch's
+    timings only (empty if the search on fewer images left one finalist).
     """
-    start, prepared = time.perf_counter(), {}
+    start, prepared = time.perf_counter(), {} if prepared is None else prepared
     if measure is None:   # the rounds share what they built, per batch size
         def measure(w, choices):
             return time_choices(w, choices, prepared=prepared.setdefault(w, {}),
@@ -855,25 +856,109 @@ def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=P
     Row: ``{"pass", "layers", "workload", "choice", "seconds", "speedup_vs_direct", "reused", "tuning_seconds"}``.
     With ``budget_seconds``, the largest workloads go first (multiply-adds x layers), and once the budget is
     spent the rest keep the fixed rule (row ``"choice"`` from it, ``"seconds"`` empty) and this process measures
-    nothing more (``set_measuring(False)``); a later run tunes them.
+    nothing more (``set_measuring(False)``); a later run tunes them. After a pass's workloads, those tuned here
+    whose pick had a close rival of the other kind get a ``second_look`` (row ``"second_look"``), while the
+    budget lasts.
     """
     cache, rows, start = current_cache(), [], time.perf_counter()
+    spent = lambda: budget_seconds and time.perf_counter() - start > budget_seconds  # noqa: E731
     for pass_name in pass_names:
         workloads = network_workloads(model, batch, dtype, data_format, pass_name, image_size)
         order = sorted(workloads, key=lambda w: -w.height * w.width * w.c_in * w.c_out * len(workloads[w])) \
             if budget_seconds else list(workloads)
+        looks = []   # (row index, workload, the runs its second look reuses)
         for workload in order:
             entry = cache.get(workload)
             reused = entry is not None
-            if not reused and budget_seconds and time.perf_counter() - start > budget_seconds:
+            if not reused and spent():
                 set_measuring(False)
                 rows.append(_row(pass_name, workloads[workload], workload, None, False, print_fn))
                 continue
             if not reused:
-                entry = tune(workload, None, _inference_entry(cache, workload))
+                built = {}
+                entry = tune(workload, None, _inference_entry(cache, workload), prepared=built)
                 cache.put(workload, entry)
+                looks += _kept_for_a_second_look(len(rows), workload, entry, built)
             rows.append(_row(pass_name, workloads[workload], workload, entry, reused, print_fn))
+        _second_looks(cache, rows, looks, spent, print_fn)   # minutes after the first: another moment
     return rows
+
+
+def _kept_for_a_second_look(index, workload, entry, built):
+    """``[(index, workload, runs)]`` if ``entry`` has a rival for ``second_look``, else ``[]``; ``runs``: the
+    pair's runs that tuning built on the full batch (``tune``'s ``prepared``) and their inputs, so that the look
+    does not build them again (only theirs are kept: a 224x224 input at batch 32 takes 411 MB)."""
+    pair = _second_look_pair(workload, entry)
+    if not pair:
+        return []
+    runs = built.get(workload, {})
+    return [(index, workload, {key: runs[key] for key in ("inputs", *pair) if key in runs})]
+
+
+def _second_looks(cache, rows, looks, spent, print_fn):
+    """``second_look`` at each of ``looks`` in turn until ``spent()``: its cache entry and row updated, printed."""
+    for index, workload, runs in looks:
+        if spent():
+            break
+        entry = cache.get(workload)
+        looked = second_look(workload, entry, prepared=runs)
+        if looked is entry:
+            continue
+        cache.put(workload, looked)
+        row = rows[index] = _row(rows[index]["pass"], rows[index]["layers"], workload, looked, False, None)
+        if print_fn:
+            times = ", ".join(f"{name} {t * 1e3:.1f} ms" for name, t in looked["second_look"].items())
+            verdict = f"now {looked['choice']}" if looked["choice"] != entry["choice"] else "kept"
+            print_fn(f"  second look {row['pass']:<9} {','.join(row['layers']):<24} {workload.height}x"
+                     f"{workload.width} {workload.c_in}->{workload.c_out}: {times} side by side: {verdict} "
+                     f"({looked['tuning_seconds'] - entry['tuning_seconds']:.1f} s)")
+
+
+def second_look(workload, entry, measure=None, prepared=None):
+    """``entry`` after its pick and the closest rival of the other kind (``_second_look_pair``: direct against
+    Winograd) ran side by side once more, at another moment (``tune_network``: after the pass's other
+    workloads). Each keeps its best time of both moments (``"seconds"``; this look's in ``"second_look"``), and
+    the rival becomes the pick if over ``TIE_RATIO`` faster. ``entry`` itself if there is no such rival or one of
+    the two fails to run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs).
+
+    A slow spell of a shared machine slows Winograd's memory-bound transforms far more than direct convolution
+    and can last through all of a workload's rounds, where no rule comparing them can see it: at 112x112 64->128
+    inference, batch 8 (Zen 4), the tuner timed F(6x6) at 74.6 ms in every round, where tables timed 47.8-50.3
+    ms that evening, and picked direct, which ran at 0.74 of F(6x6)'s speed in those tables.
+    """
+    pair = _second_look_pair(workload, entry)
+    if not pair:
+        return entry
+    start = time.perf_counter()
+    if measure is None:
+        def measure(w, choices):
+            return time_choices(w, choices, prepared={} if prepared is None else prepared, budget_rounds=1)
+    with _quiet_retracing():
+        again = measure(workload, pair)
+    pick, rival = (choice.name for choice in pair)
+    if pick not in again or rival not in again:
+        return entry
+    both = {name: min(t, entry["seconds"].get(name, t)) for name, t in again.items()}
+    return {**entry, "choice": rival if both[rival] * TIE_RATIO < both[pick] else pick,
+            "seconds": {**entry["seconds"], **both}, "second_look": dict(again),
+            "tuning_seconds": round(entry["tuning_seconds"] + time.perf_counter() - start, 3)}
+
+
+def _second_look_pair(workload, entry):
+    """``[pick, rival]`` (``Choice``s at ``workload``'s batch) for ``second_look``, or ``[]``. The rival: the other
+    kind's fastest (direct, or the fastest Winograd candidate) in the full batch's timings if both kinds ran
+    there, else in the screen's, if within ``CLOSE_RATIO`` of the pick's algorithm at its fastest there."""
+    pick = Choice.parse(entry["choice"])
+    for seconds in (entry["seconds"], (entry.get("screen") or {}).get("seconds") or {}):
+        fastest = _fastest_per_algorithm(seconds)
+        others = {a: f for a, f in fastest.items() if (a == "direct") != (pick.algorithm == "direct")}
+        if pick.algorithm in fastest and others:
+            algorithm = min(others, key=lambda a: others[a][0])
+            seconds_taken, chunk, products = others[algorithm]
+            if seconds_taken > CLOSE_RATIO * fastest[pick.algorithm][0]:
+                return []
+            return [pick, _at_batch(Choice(algorithm, chunk, products), workload)]
+    return []
 
 
 def _row(pass_name, layers, workload, entry, reused, print_fn):
@@ -888,7 +973,8 @@ def _row(pass_name, layers, workload, entry, reused, print_fn):
         print_fn(f"  {pass_name:<9} {','.join(layers):<24} {workload.height}x{workload.width} "
                  f"{workload.c_in}->{workload.c_out}: {choice:<13} {speedup:.2f}x direct{where} ({how})")
     return {"pass": pass_name, "layers": layers, "workload": workload.key(), "choice": choice, "seconds": seconds,
-            "screen": entry.get("screen") if entry else None, "speedup_vs_direct": speedup,
+            "screen": entry.get("screen") if entry else None, "second_look": entry.get("second_look") if entry
+            else None, "speedup_vs_direct": speedup,
             "speedup_batch": at_batch or workload.batch, "reused": reused, "tuned": entry is not None,
             "tuning_seconds": entry["tuning_seconds"] if entry and not reused else 0.0}
 
