@@ -919,7 +919,8 @@ def second_look(workload, entry, measure=None, prepared=None):
     Winograd) ran side by side once more, at another moment (``tune_network``: after the pass's other
     workloads). Each keeps its best time of both moments (``"seconds"``; this look's in ``"second_look"``), and
     the rival becomes the pick if over ``TIE_RATIO`` faster. ``entry`` itself if there is no such rival or one of
-    the two fails to run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs).
+    the two fails to run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs, each run
+    once untimed first).
 
     A slow spell of a shared machine slows Winograd's memory-bound transforms far more than direct convolution
     and can last through all of a workload's rounds, where no rule comparing them can see it: at 112x112 64->128
@@ -932,7 +933,11 @@ def second_look(workload, entry, measure=None, prepared=None):
     start = time.perf_counter()
     if measure is None:
         def measure(w, choices):
-            return time_choices(w, choices, prepared={} if prepared is None else prepared, budget_rounds=1)
+            runs = {} if prepared is None else prepared
+            for choice in choices:   # a run kept since tuning is cold: F(6x6) once ran 3.2x its time there
+                if runs.get(choice):
+                    runs[choice]()
+            return time_choices(w, choices, prepared=runs, budget_rounds=1)
     with _quiet_retracing():
         again = measure(workload, pair)
     pick, rival = (choice.name for choice in pair)
