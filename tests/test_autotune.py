@@ -667,8 +667,8 @@ def test_a_pick_with_a_close_rival_of_the_other_kind_gets_a_second_look_each_kee
     # a look in a spell of its own changes nothing: the best of both moments still has direct ahead
     assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 90.0}], []))[
         "choice"] == "direct"
-    # a rival ahead by no more than TIE_RATIO is a near equal: the pick stays
-    assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 64.0}], []))[
+    # a rival ahead by no more than NEAR_RATIO is a near equal: the pick stays
+    assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 62.0}], []))[
         "choice"] == "direct"
     far = {**entry, "seconds": {"direct": 65.0, "winograd6/1": 81.3}}   # 1.25x behind: no look
     assert autotune.second_look(workload, far, replay([], calls)) is far and len(calls) == 1
@@ -682,7 +682,7 @@ def test_a_second_look_takes_the_rival_from_the_screen_when_the_full_batch_ran_o
     calls = []
     looked = autotune.second_look(workload, entry, replay([{"winograd6/1": 2.3, "direct": 1.9}], calls))
     assert calls == [["winograd6/1", "direct"]]
-    assert looked["choice"] == "direct" and looked["seconds"]["winograd6/1"] == 2.0   # 2.0 against 1.9 x 1.03
+    assert looked["choice"] == "direct" and looked["seconds"]["winograd6/1"] == 2.0   # 2.0 against 1.9 x 1.05
     winograd_only = {**entry, "screen": {"batch": 8, "seconds": {"winograd6/1": 0.5}}}
     assert autotune.second_look(workload, winograd_only, replay([], calls)) is winograd_only
 
