@@ -923,8 +923,7 @@ def second_look(workload, entry, measure=None, prepared=None):
     the rival becomes the pick if over ``NEAR_RATIO`` faster (within it a near equal, whose order one more run
     decides by noise: at 224x224 64->64 training, batch 32, a look put F(6x6) 3.3% ahead of direct, and the table
     after it direct 6.4% ahead of it). ``entry`` itself if there is no such rival or one of
-    the two fails to run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs, each run
-    once untimed first).
+    the two fails to run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs).
 
     A slow spell of a shared machine slows Winograd's memory-bound transforms far more than direct convolution
     and can last through all of a workload's rounds, where no rule comparing them can see it: at 112x112 64->128
@@ -935,13 +934,9 @@ def second_look(workload, entry, measure=None, prepared=None):
     if not pair:
         return entry
     start = time.perf_counter()
-    if measure is None:
+    if measure is None:   # kept runs are not cold: after 15 s of other layers' runs, first runs timed as usual
         def measure(w, choices):
-            runs = {} if prepared is None else prepared
-            for choice in choices:   # a run kept since tuning is cold: F(6x6) once ran 3.2x its time there
-                if runs.get(choice):
-                    runs[choice]()
-            return time_choices(w, choices, prepared=runs, budget_rounds=1)
+            return time_choices(w, choices, prepared={} if prepared is None else prepared, budget_rounds=1)
     with _quiet_retracing():
         again = measure(workload, pair)
     pick, rival = (choice.name for choice in pair)
