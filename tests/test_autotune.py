@@ -714,3 +714,14 @@ def test_tune_network_looks_again_after_the_pass_and_updates_the_cache_and_the_r
     assert autotune.current_cache().get(autotune.Workload(224, 224, 64, 64, 8, pass_name="inference"))[
         "choice"] == "winograd6/1"
     assert any("second look" in line and "now winograd6/1" in line for line in printed)
+
+
+def test_a_second_look_drops_neither_contender_after_a_slow_first_run(monkeypatch):
+    # batch 8, 224x224 64->64 inference (ms): F(6x6)'s first run in a look took 512 ms, direct's 134
+    runs = _fake_timings(monkeypatch, lambda name, n: {"direct": 0.134,
+                                                       "winograd6/1": 0.512 if n == 2 else 0.128}[name])
+    workload = autotune.Workload(224, 224, 64, 64, 8, pass_name="inference")
+    entry = {"choice": "direct", "seconds": {"direct": 0.133, "winograd6/1": 0.145}, "tuning_seconds": 7.0}
+    looked = autotune.second_look(workload, entry)
+    assert looked["second_look"]["winograd6/1"] == 0.128 and len(runs["winograd6/1"]) > 2   # timed again
+    assert looked["choice"] == "direct"                                  # 0.128 x 1.05 is not under 0.133

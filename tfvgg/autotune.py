@@ -327,7 +327,7 @@ def layer_run(workload, choice, pass_name=None, inputs=None):
 
 
 def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=None, prepared=None,
-                 budget_rounds=MIN_REPEATS):
+                 budget_rounds=MIN_REPEATS, drop=True):
     """Best seconds of each choice, interleaved: ``{choice name: seconds}``; a choice that fails to run is left out.
 
     ``prepared``: a dict kept between calls for one workload (``tune``'s rounds): the runs built (traced,
@@ -342,7 +342,8 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
     change the order, or would only order near equals (at batch 32 a round of four candidates takes seconds), or
     once the timed runs took ``ROUNDS_BUDGET`` seconds (a 224x224 layer's training runs take 2 s each: two of
     each, not five), from ``budget_rounds`` rounds on (``tune`` passes 1 on a batch a screen ranked first: one
-    round of three 224x224 training candidates at batch 32 took 6 s).
+    round of three 224x224 training candidates at batch 32 took 6 s). ``drop=False``: nobody is dropped (a
+    ``second_look``'s two contenders).
     """
     prepared = _prepare_runs(workload, choices, warmup, pass_name, {} if prepared is None else prepared)
     runs = {choice.name: prepared[choice] for choice in choices if prepared[choice] is not None}
@@ -354,7 +355,8 @@ def time_choices(workload, choices, repeats=REPEATS, warmup=WARMUP, pass_name=No
             samples[name] += t.durations
         best = {name: min(s) for name, s in samples.items()}
         leader = min(best, key=best.get)
-        runs = {name: run for name, run in runs.items() if best[name] <= drop_ratio(round_number) * best[leader]}
+        runs = {name: run for name, run in runs.items()
+                if not drop or best[name] <= drop_ratio(round_number) * best[leader]}
         settled = all(max(samples[leader]) < best[name] or best[name] <= TIE_RATIO * best[leader]
                       for name in runs if name != leader)
         spent = sum(sum(s) for s in samples.values())
@@ -934,9 +936,10 @@ def second_look(workload, entry, measure=None, prepared=None):
     if not pair:
         return entry
     start = time.perf_counter()
-    if measure is None:   # kept runs are not cold: after 15 s of other layers' runs, first runs timed as usual
+    if measure is None:   # no drop: F(6x6) ran 3.8x its tuned time in a look's first round (512 against 134 ms)
         def measure(w, choices):
-            return time_choices(w, choices, prepared={} if prepared is None else prepared, budget_rounds=1)
+            return time_choices(w, choices, prepared={} if prepared is None else prepared, budget_rounds=1,
+                                drop=False)
     with _quiet_retracing():
         again = measure(workload, pair)
     pick, rival = (choice.name for choice in pair)
