@@ -654,37 +654,41 @@ def test_winograd_finalists_near_equal_on_8_images_are_ranked_on_the_full_batch(
 
 
 def test_a_pick_with_a_close_rival_of_the_other_kind_gets_a_second_look_each_keeping_its_best():
-    # batch 8, 112x112 64->128 inference, as on a Zen 4 (ms): a spell held F(6x6) slow through every round
+    # batch 8, 112x112 64->128 inference, as on a Zen 4 (s): a spell held F(6x6) slow through every round
     workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
-    entry = {"choice": "direct", "seconds": {"direct": 65.0, "winograd6/1": 74.6, "winograd4/1": 80.0},
+    entry = {"choice": "direct", "seconds": {"direct": 0.065, "winograd6/1": 0.0746, "winograd4/1": 0.08},
              "tuning_seconds": 6.0}
     calls = []
-    looked = autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 48.0}], calls))
+    looked = autotune.second_look(workload, entry, replay([{"direct": 0.066, "winograd6/1": 0.048}], calls))
     assert calls == [["direct", "winograd6/1"]]                        # the pick and the closest other kind
-    assert looked["choice"] == "winograd6/1" and looked["second_look"] == {"direct": 66.0, "winograd6/1": 48.0}
-    assert looked["seconds"]["direct"] == 65.0 and looked["seconds"]["winograd6/1"] == 48.0   # each its best
+    assert looked["choice"] == "winograd6/1" and looked["second_look"] == {"direct": 0.066, "winograd6/1": 0.048}
+    assert looked["seconds"]["direct"] == 0.065 and looked["seconds"]["winograd6/1"] == 0.048   # each its best
     assert looked["tuning_seconds"] >= 6.0 and entry["choice"] == "direct"   # a new entry
     # a look in a spell of its own changes nothing: the best of both moments still has direct ahead
-    assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 90.0}], []))[
+    assert autotune.second_look(workload, entry, replay([{"direct": 0.066, "winograd6/1": 0.09}], []))[
         "choice"] == "direct"
     # a rival ahead by no more than NEAR_RATIO is a near equal: the pick stays
-    assert autotune.second_look(workload, entry, replay([{"direct": 66.0, "winograd6/1": 62.0}], []))[
+    assert autotune.second_look(workload, entry, replay([{"direct": 0.066, "winograd6/1": 0.062}], []))[
         "choice"] == "direct"
-    far = {**entry, "seconds": {"direct": 65.0, "winograd6/1": 81.3}}   # 1.25x behind: no look
+    far = {**entry, "seconds": {"direct": 0.065, "winograd6/1": 0.0813}}   # 1.25x behind: no look
     assert autotune.second_look(workload, far, replay([], calls)) is far and len(calls) == 1
 
 
 def test_a_second_look_takes_the_rival_from_the_screen_when_the_full_batch_ran_one_kind():
-    # batch 32 training: direct and F(6x6) only ever met on 8 images; the look is on the full batch
-    workload = autotune.Workload(224, 224, 64, 64, 32, pass_name="training")
-    entry = {"choice": "winograd6/1", "seconds": {"winograd6/1": 2.0, "winograd4/2": 2.2}, "tuning_seconds": 9.0,
-             "screen": {"batch": 8, "seconds": {"direct": 0.55, "winograd6/1": 0.5, "winograd4/4": 0.56}}}
+    # batch 32 inference: direct and F(6x6) only ever met on 8 images; the look is on the full batch
+    workload = autotune.Workload(224, 224, 64, 64, 32, pass_name="inference")
+    entry = {"choice": "winograd6/1", "seconds": {"winograd6/1": 0.50, "winograd4/2": 0.55}, "tuning_seconds": 9.0,
+             "screen": {"batch": 8, "seconds": {"direct": 0.14, "winograd6/1": 0.125, "winograd4/4": 0.14}}}
     calls = []
-    looked = autotune.second_look(workload, entry, replay([{"winograd6/1": 2.3, "direct": 1.9}], calls))
+    looked = autotune.second_look(workload, entry, replay([{"winograd6/1": 0.6, "direct": 0.47}], calls))
     assert calls == [["winograd6/1", "direct"]]
-    assert looked["choice"] == "direct" and looked["seconds"]["winograd6/1"] == 2.0   # 2.0 against 1.9 x 1.05
-    winograd_only = {**entry, "screen": {"batch": 8, "seconds": {"winograd6/1": 0.5}}}
+    assert looked["choice"] == "direct" and looked["seconds"]["winograd6/1"] == 0.5   # 0.5 against 0.47 x 1.05
+    winograd_only = {**entry, "screen": {"batch": 8, "seconds": {"winograd6/1": 0.125}}}
     assert autotune.second_look(workload, winograd_only, replay([], calls)) is winograd_only
+    # a round of one run each over ROUNDS_BUDGET by the screen's times x 4 (training: 2 s a run): no look
+    training = {**entry, "screen": {"batch": 8, "seconds": {"direct": 0.52, "winograd6/1": 0.5}}}
+    assert autotune.second_look(dataclasses.replace(workload, pass_name="training"), training, replay([], calls)) \
+        is training and len(calls) == 1
 
 
 def test_tune_network_looks_again_after_the_pass_and_updates_the_cache_and_the_row(cache_path, monkeypatch):

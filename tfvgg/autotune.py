@@ -954,15 +954,19 @@ def second_look(workload, entry, measure=None, prepared=None):
 def _second_look_pair(workload, entry):
     """``[pick, rival]`` (``Choice``s at ``workload``'s batch) for ``second_look``, or ``[]``. The rival: the other
     kind's fastest (direct, or the fastest Winograd candidate) in the full batch's timings if both kinds ran
-    there, else in the screen's, if within ``CLOSE_RATIO`` of the pick's algorithm at its fastest there."""
-    pick = Choice.parse(entry["choice"])
-    for seconds in (entry["seconds"], (entry.get("screen") or {}).get("seconds") or {}):
+    there, else in the screen's, if within ``CLOSE_RATIO`` of the pick's algorithm at its fastest there, and if
+    one run of each takes under ``ROUNDS_BUDGET`` by those timings (the screen's scaled to the full batch): past
+    it a look gets one run each, and at 224x224 64->64 training, batch 32 (about 4 s a round), four looks of
+    4-10 s on a Zen 4 turned no pick for the better."""
+    pick, screen = Choice.parse(entry["choice"]), entry.get("screen") or {}
+    for seconds, scale in ((entry["seconds"], 1.0), (screen.get("seconds") or {}, workload.batch / (
+            screen.get("batch") or workload.batch))):
         fastest = _fastest_per_algorithm(seconds)
         others = {a: f for a, f in fastest.items() if (a == "direct") != (pick.algorithm == "direct")}
         if pick.algorithm in fastest and others:
             algorithm = min(others, key=lambda a: others[a][0])
-            seconds_taken, chunk, products = others[algorithm]
-            if seconds_taken > CLOSE_RATIO * fastest[pick.algorithm][0]:
+            (rival_seconds, chunk, products), pick_seconds = others[algorithm], fastest[pick.algorithm][0]
+            if rival_seconds > CLOSE_RATIO * pick_seconds or (rival_seconds + pick_seconds) * scale > ROUNDS_BUDGET:
                 return []
             return [pick, _at_batch(Choice(algorithm, chunk, products), workload)]
     return []
