@@ -884,7 +884,7 @@ def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=P
                 cache.put(workload, entry)
                 looks += _kept_for_a_second_look(len(rows), workload, entry, built)
             rows.append(_row(pass_name, workloads[workload], workload, entry, reused, print_fn))
-        _second_looks(cache, rows, looks, spent, print_fn)   # minutes after the first: another moment
+        _second_looks(cache, rows, looks, spent, print_fn)   # a pass's length after their tuning: another moment
     return rows
 
 
@@ -924,8 +924,8 @@ def second_look(workload, entry, measure=None, prepared=None):
     workloads). Each keeps its best time of both moments (``"seconds"``; this look's in ``"second_look"``), and
     the rival becomes the pick if over ``NEAR_RATIO`` faster (within it a near equal, whose order one more run
     decides by noise: at 224x224 64->64 training, batch 32, a look put F(6x6) 3.3% ahead of direct, and the table
-    after it direct 6.4% ahead of it). ``entry`` itself if there is no such rival or one of
-    the two fails to run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs).
+    after it direct 6.4% ahead of it). ``entry`` itself if there is no such rival or one of the two fails to
+    run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs).
 
     A slow spell of a shared machine slows Winograd's memory-bound transforms far more than direct convolution
     and can last through all of a workload's rounds, where no rule comparing them can see it: at 112x112 64->128
@@ -983,9 +983,9 @@ def _row(pass_name, layers, workload, entry, reused, print_fn):
         where = f" at batch {at_batch}" if at_batch else ""
         print_fn(f"  {pass_name:<9} {','.join(layers):<24} {workload.height}x{workload.width} "
                  f"{workload.c_in}->{workload.c_out}: {choice:<13} {speedup:.2f}x direct{where} ({how})")
+    looked = entry or {}
     return {"pass": pass_name, "layers": layers, "workload": workload.key(), "choice": choice, "seconds": seconds,
-            "screen": entry.get("screen") if entry else None, "second_look": entry.get("second_look") if entry
-            else None, "speedup_vs_direct": speedup,
+            "screen": looked.get("screen"), "second_look": looked.get("second_look"), "speedup_vs_direct": speedup,
             "speedup_batch": at_batch or workload.batch, "reused": reused, "tuned": entry is not None,
             "tuning_seconds": entry["tuning_seconds"] if entry and not reused else 0.0}
 
