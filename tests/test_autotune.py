@@ -729,3 +729,27 @@ def test_a_second_look_drops_neither_contender_after_a_slow_first_run(monkeypatc
     looked = autotune.second_look(workload, entry)
     assert looked["second_look"]["winograd6/1"] == 0.128 and len(runs["winograd6/1"]) > 2   # timed again
     assert looked["choice"] == "direct"                                  # 0.128 x 1.05 is not under 0.133
+
+
+def test_two_training_chunk_sizes_that_are_one_on_fewer_images_both_run_on_the_full_batch():
+    calls = []
+    measure = fake_measure({"direct": 2.0, "winograd2": 1.6, "winograd4": 1.0, "winograd6": 1.3}, calls)
+    workload = autotune.Workload(56, 56, 128, 256, 32, pass_name="training")
+    rule = autotune._rule_chunk(workload, "winograd4")
+    inference = {"choice": "winograd4/1", "seconds": {"winograd4/1": 0.5}}   # the rule's size is another
+    assert rule > 1 and autotune._at_batch(autotune.Choice("winograd4", rule), dataclasses.replace(
+        workload, batch=autotune.SCREEN_BATCH)).chunk == 1                     # ... but the same on 8 images
+    entry = autotune.tune(workload, measure, inference_entry=inference)
+    screen_names = calls[0]
+    assert screen_names.count("winograd4/1") == 1                              # one candidate on 8 images
+    assert {"winograd4/1", f"winograd4/{rule}"} <= set(calls[1])              # both sizes on the full batch
+    assert entry["choice"] == "winograd4/1" and f"winograd4/{rule}" in entry["seconds"]
+
+
+def test_a_candidate_named_twice_is_built_once(monkeypatch):
+    built, real_layer_run = [], autotune.layer_run
+    monkeypatch.setattr(autotune, "layer_run", lambda *args: built.append(args[1].name) or real_layer_run(*args))
+    choice = autotune.Choice("winograd4", 2)
+    seconds = autotune.time_choices(autotune.Workload(8, 8, 4, 8, 4, pass_name="training"), [choice, choice],
+                                    repeats=1)
+    assert built == ["winograd4/2"] and list(seconds) == ["winograd4/2"]

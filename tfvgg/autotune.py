@@ -391,7 +391,7 @@ def _prepare_runs(workload, choices, warmup, pass_name, prepared):
         except (tf.errors.OpError, ValueError, TypeError):
             return None   # e.g. no NCHW kernel on this CPU, or a precision the algorithm refuses
 
-    new = [choice for choice in choices if choice not in prepared]
+    new = _unique([choice for choice in choices if choice not in prepared])
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(new), usable_cores()))) as pool:
         prepared.update(zip(new, pool.map(prepare, new)))
     return prepared
@@ -487,14 +487,13 @@ def _screened_rounds(workload, measure, candidates, pruned):
     """
     small = dataclasses.replace(workload, batch=SCREEN_BATCH)
     screened = [_at_batch(choice, small) for choice in candidates]
-    small_seconds, small_last = _rounds(small, measure, screened, pruned)
+    small_seconds, small_last = _rounds(small, measure, _unique(screened), pruned)
     finalists = _finalists(small, measure, small_seconds, small_last)
     small_best, small_names = small_seconds[finalists[0].name], [choice.name for choice in finalists]
-    if pruned:   # back to the chunk sizes inference chose, cut to the full batch's limit
-        full_size = {cut.name: full for full, cut in zip(candidates, screened)}
-        finalists = [full_size.get(choice.name, choice) for choice in finalists]
+    if pruned:
+        finalists = _back_to_full_sizes(finalists, candidates, screened)
     # Winograd finalists that ran on fewer images as they would on the full batch (same chunk size) are ranked.
-    ranked = all(c.algorithm != "direct" and c.name == name for c, name in zip(finalists, small_names))
+    ranked = [c.name for c in finalists] == small_names and all(c.algorithm != "direct" for c in finalists)
     winner, seconds, final_round = finalists[0], {}, {}
     if winner.algorithm != "direct" and not pruned and winner.chunk == _chunk_divisors(small, winner.algorithm)[-1]:
         final_round = _climb_chunks(workload, measure, seconds, winner, finalists[1:], upward=True)
@@ -514,6 +513,27 @@ def _screened_rounds(workload, measure, candidates, pruned):
         final_round = _once_more(workload, measure, seconds, final_round)
     screen = {"batch": SCREEN_BATCH, "seconds": small_seconds}
     return seconds, final_round or {winner.name: small_best}, screen
+
+
+def _back_to_full_sizes(finalists, candidates, screened):
+    """Training's ``finalists`` at the chunk sizes they were given for the full batch (``candidates``, which ran as
+    ``screened`` on fewer images): both, where two sizes became one there (inference's pick's and the rule's, cut
+    to the smaller batch), so that the full batch times each. At 56x56 128->256, batch 32 (Zen 4), F(4x4) in
+    chunks of 2 (the rule's) was the pick in four runs, in two untimed on the full batch, in none beside chunks of
+    1 (inference's), which ran 2-6% ahead of it side by side.
+    """
+    full_sizes = {}
+    for full, cut in zip(candidates, screened):
+        full_sizes.setdefault(cut.name, []).append(full)
+    return [full for choice in finalists for full in full_sizes.get(choice.name, [choice])]
+
+
+def _unique(choices):
+    """``choices`` without repeats (by name), in order: each is compiled once."""
+    first = {}
+    for choice in choices:
+        first.setdefault(choice.name, choice)
+    return list(first.values())
 
 
 def _near_equals(small_round, workload):
