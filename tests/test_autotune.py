@@ -753,3 +753,13 @@ def test_a_candidate_named_twice_is_built_once(monkeypatch):
     seconds = autotune.time_choices(autotune.Workload(8, 8, 4, 8, 4, pass_name="training"), [choice, choice],
                                     repeats=1)
     assert built == ["winograd4/2"] and list(seconds) == ["winograd4/2"]
+
+
+def test_a_rival_with_two_training_chunk_sizes_runs_on_the_full_batch_at_inferences():
+    calls = []
+    measure = fake_measure({"direct": 2.0, "winograd2": 1.6, "winograd4": 1.0, "winograd6": 1.05}, calls)
+    workload = autotune.Workload(56, 56, 128, 256, 32, pass_name="training")
+    rule = autotune._rule_chunk(workload, "winograd6")
+    inference = {"choice": "winograd6/1", "seconds": {"winograd6/1": 0.5, "winograd4/1": 0.55}}
+    autotune.tune(workload, measure, inference_entry=inference)
+    assert rule > 1 and "winograd6/1" in calls[-1] and f"winograd6/{rule}" not in calls[-1]

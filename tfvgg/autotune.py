@@ -517,15 +517,17 @@ def _screened_rounds(workload, measure, candidates, pruned):
 
 def _back_to_full_sizes(finalists, candidates, screened):
     """Training's ``finalists`` at the chunk sizes they were given for the full batch (``candidates``, which ran as
-    ``screened`` on fewer images): both, where two sizes became one there (inference's pick's and the rule's, cut
-    to the smaller batch), so that the full batch times each. At 56x56 128->256, batch 32 (Zen 4), F(4x4) in
-    chunks of 2 (the rule's) was the pick in four runs, in two untimed on the full batch, in none beside chunks of
-    1 (inference's), which ran 2-6% ahead of it side by side.
+    ``screened`` on fewer images). Where two sizes became one there (inference's pick's and the rule's, cut to the
+    smaller batch), the winner keeps both, so that the full batch times each, and a rival inference's (it only
+    checks the order of the algorithms). At 56x56 128->256, batch 32 (Zen 4), F(4x4) in chunks of 2 (the rule's)
+    was the pick in four runs, in two untimed on the full batch, in none beside chunks of 1 (inference's), which
+    ran 2-6% ahead of it side by side; a rival with both sizes cost a third full-batch candidate (3.7 s).
     """
     full_sizes = {}
     for full, cut in zip(candidates, screened):
         full_sizes.setdefault(cut.name, []).append(full)
-    return [full for choice in finalists for full in full_sizes.get(choice.name, [choice])]
+    winner, *rivals = [full_sizes.get(choice.name, [choice]) for choice in finalists]
+    return winner + [sizes[0] for sizes in rivals]
 
 
 def _unique(choices):
