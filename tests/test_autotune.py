@@ -731,7 +731,7 @@ def test_a_second_look_drops_neither_contender_after_a_slow_first_run(monkeypatc
     assert looked["choice"] == "direct"                                  # 0.128 x 1.05 is not under 0.133
 
 
-def test_two_training_chunk_sizes_that_are_one_on_fewer_images_both_run_on_the_full_batch():
+def test_of_two_training_chunk_sizes_that_are_one_on_fewer_images_inferences_goes_on():
     calls = []
     measure = fake_measure({"direct": 2.0, "winograd2": 1.6, "winograd4": 1.0, "winograd6": 1.3}, calls)
     workload = autotune.Workload(56, 56, 128, 256, 32, pass_name="training")
@@ -740,10 +740,7 @@ def test_two_training_chunk_sizes_that_are_one_on_fewer_images_both_run_on_the_f
     assert rule > 1 and autotune._at_batch(autotune.Choice("winograd4", rule), dataclasses.replace(
         workload, batch=autotune.SCREEN_BATCH)).chunk == 1                     # ... but the same on 8 images
     entry = autotune.tune(workload, measure, inference_entry=inference)
-    screen_names = calls[0]
-    assert screen_names.count("winograd4/1") == 1                              # one candidate on 8 images
-    assert {"winograd4/1", f"winograd4/{rule}"} <= set(calls[1])              # both sizes on the full batch
-    assert entry["choice"] == "winograd4/1" and f"winograd4/{rule}" in entry["seconds"]
+    assert calls[0].count("winograd4/1") == 1 and entry["choice"] == "winograd4/1"   # screened once, inference's
 
 
 def test_a_candidate_named_twice_is_built_once(monkeypatch):
