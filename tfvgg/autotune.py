@@ -288,10 +288,11 @@ def current_cache():
 
 
 def layer_inputs(workload):
-    """(x, kernel, bias): fixed random variables of ``workload``'s shapes and dtype."""
+    """(x, kernel, bias): fixed random variables of ``workload``'s shapes and dtype. ``x`` is uniform in [-1, 1):
+    a 224x224x64 batch of 32 took 1.5-2.3 s to draw from a normal distribution while tuning (Zen 4), 0.26 s so."""
     w, dtype = workload, tf.as_dtype(workload.dtype)
     shape = (w.batch, w.height, w.width, w.c_in) if w.data_format == "NHWC" else (w.batch, w.c_in, w.height, w.width)
-    x = tf.Variable(tf.cast(tf.random.stateless_normal(shape, seed=(0, 1)), dtype))
+    x = tf.Variable(tf.cast(tf.random.stateless_uniform(shape, seed=(0, 1), minval=-1.0, maxval=1.0), dtype))
     kernel = tf.Variable(tf.cast(tf.random.stateless_normal([3, 3, w.c_in, w.c_out], seed=(0, 2)) * 0.05, dtype))
     return x, kernel, tf.Variable(tf.zeros([w.c_out], dtype))
 
