@@ -454,6 +454,8 @@ def tune(workload, measure=None, inference_entry=None, prepared=None):
     candidates, pruned = candidate_algorithms(workload), inference_entry is not None
     if pruned:
         candidates = _pruned_by_inference(workload, candidates, inference_entry)
+    if len(candidates) == 1:   # nothing to decide (224x224 3->64 training: Winograd over 3x direct in inference)
+        return {"choice": candidates[0].name, "seconds": {}, "tuning_seconds": round(time.perf_counter() - start, 3)}
     with _quiet_retracing():
         if workload.batch > SCREEN_BATCH:
             seconds, final_round, screen = _screened_rounds(workload, measure, candidates, pruned)
