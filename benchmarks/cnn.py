@@ -152,7 +152,6 @@ def device_name(device):
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)   # tf.distribute and the checkpoint saver log at INFO
-    autotune.use_persistent_xla_cache()       # Winograd kernels compiled by tuning or a run before are reused
     cli.no_positional_arguments(argv)
     cfg = cli.config_from_flags(BenchmarkConfig)
     try:

@@ -62,7 +62,6 @@ def time_layer(batch, h, w, c_in, c_out, k, dtype, repeats=5):
 def main(argv):
     cli.no_positional_arguments(argv)
     tf.get_logger().setLevel("ERROR")  # one tf.function per kernel is intended; no retracing warnings
-    autotune.use_persistent_xla_cache()
     net = tfvgg.get_network(FLAGS.model)
     image_size = FLAGS.image_size or net.input_shape[0]
     dtype = compute_dtype(FLAGS.precision)

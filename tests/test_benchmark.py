@@ -333,6 +333,20 @@ def test_peak_memory_measures_each_contestant_in_a_process_of_its_own():
     assert all(100 < p < 10_000 for p in peaks)   # MiB: TensorFlow alone takes a few hundred
 
 
+@pytest.mark.slow
+def test_a_command_line_keeps_the_xla_kernels_it_compiled_on_disk(tmp_path):
+    # TensorFlow's absl init callback lists the devices before main, and XLA reads TF_XLA_FLAGS then
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, "XDG_CACHE_HOME": str(tmp_path),
+           "TFVGG_AUTOTUNE": "0"}
+    env.pop("TF_XLA_FLAGS", None)
+    result = subprocess.run([sys.executable, "-m", "benchmarks.conv_layers", "--model=vgg11_small", "--image_size=16",
+                             "--batch_size=1", "--algorithms=winograd4", "--repeats=1"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    kernels = list((tmp_path / "tfvgg").glob("xla-*/*"))
+    assert kernels and all(path.stat().st_size > 0 for path in kernels)
+
+
 def test_rss_reports_a_commands_peak_and_passes_its_exit_code():
     env = {**os.environ, "PYTHONPATH": REPO}
     grow = subprocess.run([sys.executable, "-m", "benchmarks.rss", "--", sys.executable, "-c",

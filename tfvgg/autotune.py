@@ -192,7 +192,9 @@ def default_cache_path():
 def use_persistent_xla_cache(directory=None):
     """Keep XLA's compiled kernels on disk (``--tf_xla_persistent_cache_directory``), so a later process loads
     what tuning or an earlier run compiled instead of compiling it again (measured: an F(6x6) layer's first call
-    6.9 s -> 0.6 s). For command lines, before the first XLA compilation; the library itself sets no variable.
+    6.9 s -> 0.6 s). For command lines (``tfvgg.cli.run`` calls it before absl's ``app.run``, whose init
+    callbacks include TensorFlow's, which lists the devices: XLA reads ``TF_XLA_FLAGS`` then); the library itself
+    sets no variable.
 
     Default directory: ``xla-<machine fingerprint>`` beside the tuning cache, so kernels compiled for one CPU's
     instructions are never loaded on another. Returns the directory, or None if ``TF_XLA_FLAGS`` names one already.

@@ -13,6 +13,7 @@ import sys
 
 from absl import app, flags
 
+from tfvgg import autotune
 from tfvgg.configs import network_names
 from tfvgg.data import DATASETS
 from tfvgg.distribute import STRATEGIES
@@ -143,6 +144,9 @@ def run(main, define_flags):
     The flags ``define_flags`` defines are the program's key flags, so ``--help`` and ``--helpshort``
     list them (absl lists the main module's own, and these are defined from here).
     """
+    # Before app.run: its init callbacks include TensorFlow's (distribute.combinations), which lists the devices,
+    # and XLA reads TF_XLA_FLAGS then; named in main, the cache directory stayed empty.
+    autotune.use_persistent_xla_cache()
     before = set(flags.FLAGS)
     define_flags()
     for name in [n for n in flags.FLAGS if n not in before]:

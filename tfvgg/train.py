@@ -12,7 +12,7 @@ Every flag is a field of ``tfvgg.train_config.TrainConfig``; the loop is
 """
 from absl import flags, logging
 
-from tfvgg import autotune, cli, configs
+from tfvgg import cli, configs
 from tfvgg.steps import NonFiniteLoss
 from tfvgg.train_config import TrainConfig
 from tfvgg.trainer import train
@@ -26,7 +26,6 @@ def define_flags():
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint saver logs at INFO on every save
-    autotune.use_persistent_xla_cache()     # Winograd kernels (auto, winograd*) compiled once per machine
     cli.no_positional_arguments(argv)
     cfg = cli.config_from_flags(TrainConfig)
     cfg.model = configs.get_network(cfg.model).name
