@@ -721,7 +721,7 @@ def test_tune_network_looks_again_after_the_pass_and_updates_the_cache_and_the_r
 
 
 def test_a_second_look_drops_neither_contender_after_a_slow_first_run(monkeypatch):
-    # batch 8, 224x224 64->64 inference (ms): F(6x6)'s first run in a look took 512 ms, direct's 134
+    # batch 8, 224x224 64->64 inference (seconds): F(6x6)'s first run in a look took 512 ms, direct's 134
     runs = _fake_timings(monkeypatch, lambda name, n: {"direct": 0.134,
                                                        "winograd6/1": 0.512 if n == 2 else 0.128}[name])
     workload = autotune.Workload(224, 224, 64, 64, 8, pass_name="inference")
