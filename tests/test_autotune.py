@@ -114,8 +114,9 @@ def test_chunk_sizes_are_hill_climbed_on_8_images_then_on_up_on_the_full_batch()
                 (1.0 if c.algorithm == "winograd4" else 1.5) for c in choices}
     entry = autotune.tune(autotune.Workload(28, 28, 512, 512, 32, pass_name="inference"), measure)
     assert batches == [8, 8, 8, 32, 32]
-    assert calls[1:3] == [["winograd4/2", "winograd4/1", "winograd4/4"], ["winograd4/4", "winograd4/8"]]   # the
-    # rule's 2, its neighbours, then up while it gains, on 8 images; at 8, the largest there, on up on 32 images
+    assert calls[1:3] == [["winograd4/2", "winograd4/1", "winograd4/4"],   # the rule's 2, its neighbours, then up
+                          ["winograd4/2", "winograd4/1", "winograd4/4", "winograd4/8"]]   # beside the close ones,
+    # while it gains, on 8 images; at 8, the largest there, on up on 32 images
     assert calls[3:] == [["winograd4/8", "winograd4/16"], ["winograd4/16", "winograd4/32"]]   # 32 loses: stop
     assert entry["choice"] == "winograd4/16" and set(entry["seconds"]) == {"winograd4/8", "winograd4/16",
                                                                            "winograd4/32"}   # the full batch's
@@ -578,8 +579,26 @@ def test_a_round_that_a_spell_of_the_machine_turned_is_timed_once_more(monkeypat
     calls.clear()
     monkeypatch.undo()
     won = {"direct": 67.5, "winograd6/1": 51.0, "winograd6/2": 49.0}       # a new size won: no turn, one round
-    assert autotune.tune(workload, replay([first, won, {"winograd6/2": 49.0, "winograd6/4": 55.0}], calls)
-                         )["choice"] == "winograd6/2" and len(calls) == 3
+    after = {"winograd6/1": 51.0, "winograd6/2": 49.0, "winograd6/4": 55.0}
+    assert autotune.tune(workload, replay([first, won, after], calls))["choice"] == "winograd6/2" and len(calls) == 3
+
+
+def test_the_climb_keeps_its_close_contenders_in_the_next_round():
+    # batch 8, 112x112 64->128 inference, the cache entry of a Zen 3 run (ms): F(6x6)/2 won the second round,
+    # then ran 82.3 ms in the third beside F(6x6)/4 alone and was the pick, where F(6x6)/1 had run 58.6
+    first = {"direct": 78.0, "winograd2/1": 104.1, "winograd4/1": 66.0, "winograd6/1": 61.0}
+    second = {"direct": 78.2, "winograd6/1": 58.6, "winograd6/2": 56.5, "winograd4/1": 64.7}
+    third = {"direct": 78.2, "winograd6/1": 59.0, "winograd6/2": 82.3, "winograd6/4": 102.0}
+    workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
+    calls = []
+    entry = autotune.tune(workload, replay([first, second, third], calls))
+    assert calls[1] == ["direct", "winograd4/1", "winograd6/1", "winograd6/2"]
+    assert calls[2] == ["winograd6/1", "winograd6/2", "winograd6/4"]   # F(6x6)/1 within 1.10x; direct, F(4x4) not
+    assert entry["choice"] == "winograd6/1" and len(calls) == 3        # it led a round before: the climb ends
+    calls.clear()
+    close = {**second, "direct": 60.0}                                   # direct within 1.10x: it stays too
+    entry = autotune.tune(workload, replay([{**first, "direct": 62.0}, close, {**third, "direct": 57.0}], calls))
+    assert calls[2] == ["direct", "winograd6/1", "winograd6/2", "winograd6/4"] and entry["choice"] == "direct"
 
 
 def test_a_chunk_size_the_climb_left_tied_with_the_winner_joins_the_side_by_side_round():
@@ -625,9 +644,11 @@ def test_a_winograd_algorithm_close_to_the_climbing_one_runs_beside_it_in_the_cl
     climb = {"direct": 67.2, "winograd6/1": 47.8, "winograd4/1": 51.7, "winograd4/2": 56.2}
     workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
     calls = []
-    entry = autotune.tune(workload, replay([first, climb, {"winograd6/1": 48.0, "winograd6/2": 52.0}], calls))
+    third = {"winograd4/1": 51.0, "winograd6/1": 48.0, "winograd6/2": 52.0}
+    entry = autotune.tune(workload, replay([first, climb, third], calls))
     assert calls[1] == ["direct", "winograd6/1", "winograd4/1", "winograd4/2"]   # the rival beside the climb
-    assert calls[2] == ["winograd6/1", "winograd6/2"] and entry["choice"] == "winograd6/1"   # it won: its sizes
+    assert calls[2] == ["winograd4/1", "winograd6/1", "winograd6/2"]             # it won: its sizes, F(4x4)/1
+    assert entry["choice"] == "winograd6/1"                                      # still within 1.10x beside them
     calls.clear()
     far = {**first, "winograd6/1": 1.2 * 48.9}                                   # 1.2x behind: no rival
     entry = autotune.tune(workload, replay([far, {"direct": 67.2, "winograd4/1": 48.5, "winograd4/2": 56.2}], calls))

@@ -755,14 +755,16 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
 
     The first round times the winner beside ``others`` and its neighbours on both sides (``upward``: the next
     larger size only, the smaller ones measured already on fewer images). Each later round times the new best
-    beside the next size in the direction that won, until the best stays or wins by less than ``TIE_RATIO``;
-    another algorithm winning: its neighbours on both sides (``upward``: it is the pick). Each chunk size is
-    another XLA compilation and a round of runs: the search compiles the sizes on its path, not every divisor.
+    beside the next size in the direction that won, and beside every candidate of the round before within
+    ``SCREEN_KEEP`` of it (``_still_close``), until the best stays or wins by less than ``TIE_RATIO``, a
+    candidate that led a round before wins again, or no size is left that way; another algorithm winning: its neighbours on both sides
+    (``upward``: it is the pick). Each chunk size is another XLA compilation and a round of runs: the search
+    compiles the sizes on its path, not every divisor.
     """
     divisors = _chunk_divisors(workload, winner.algorithm)
     if winner.chunk not in divisors:
         return {}
-    current, index, others = winner, divisors.index(winner.chunk), list(others)
+    current, index, others, leaders = winner, divisors.index(winner.chunk), list(others), {winner.name}
     in_range = lambda *indices: [i for i in indices if 0 <= i < len(divisors)]  # noqa: E731
     steps, final_round = in_range(index + 1) if upward else in_range(index - 1, index + 1), {}
     while steps or others:
@@ -773,7 +775,7 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
         seconds.update(result)
         final_round = dict(result)
         best = min(result, key=result.get)
-        if best in ("direct", current.name) or result[best] * TIE_RATIO > result.get(current.name, float("inf")):
+        if best in ("direct", *leaders) or result[best] * TIE_RATIO > result.get(current.name, float("inf")):
             break   # the best stays, or a near equal won: the last round's winner is the pick all the same
         best = Choice.parse(best)
         turned = best.kernels != current.kernels
@@ -783,8 +785,23 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
         new_index = divisors.index(best.chunk)
         # Another algorithm or placement won: its neighbours on both sides; else one more size that way.
         steps = in_range(new_index - 1, new_index + 1) if turned else in_range(2 * new_index - index)
-        current, index, others = best, new_index, []
+        if not steps:
+            break   # nothing new to time: the close contenders ran side by side in this round
+        others = _still_close(result, best, [divisors[i] for i in steps])
+        current, index = best, new_index
+        leaders.add(best.name)
     return final_round
+
+
+def _still_close(result, best, step_sizes):
+    """``[Choice]``: the candidates of a climb's round (``result``) within ``SCREEN_KEEP`` of its winner ``best``,
+    other than it and the sizes it steps to next; they run in the next round, so the pick comes from a round that
+    timed every close contender side by side. At 112x112 64->128 inference, batch 8 (Zen 3), F(6x6) in chunks of
+    2 won the climb's second round, ran 82.3 ms in the third beside chunks of 4 alone and was the pick, where
+    chunks of 1 had run 58.6 ms and direct 78.2 ms."""
+    steps = {dataclasses.replace(best, chunk=size).name for size in step_sizes}
+    return [Choice.parse(name) for name, t in result.items()
+            if name != best.name and name not in steps and t <= SCREEN_KEEP * result[best.name]]
 
 
 def _chunk_divisors(workload, algorithm):
