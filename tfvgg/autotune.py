@@ -756,7 +756,7 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
     The first round times the winner beside ``others`` and its neighbours on both sides (``upward``: the next
     larger size only, the smaller ones measured already on fewer images). Each later round times the new best
     beside the next size in the direction that won, and beside every candidate of the round before within
-    ``SCREEN_KEEP`` of it (``_still_close``), until the best stays or wins by less than ``TIE_RATIO``, a
+    ``NEAR_RATIO`` of it (``_still_close``), until the best stays or wins by less than ``TIE_RATIO``, a
     candidate that led a round before wins again, or no size is left that way; another algorithm winning: its neighbours on both sides
     (``upward``: it is the pick). Each chunk size is another XLA compilation and a round of runs: the search
     compiles the sizes on its path, not every divisor.
@@ -794,14 +794,16 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
 
 
 def _still_close(result, best, step_sizes):
-    """``[Choice]``: the candidates of a climb's round (``result``) within ``SCREEN_KEEP`` of its winner ``best``,
+    """``[Choice]``: the candidates of a climb's round (``result``) within ``NEAR_RATIO`` of its winner ``best``,
     other than it and the sizes it steps to next; they run in the next round, so the pick comes from a round that
-    timed every close contender side by side. At 112x112 64->128 inference, batch 8 (Zen 3), F(6x6) in chunks of
-    2 won the climb's second round, ran 82.3 ms in the third beside chunks of 4 alone and was the pick, where
-    chunks of 1 had run 58.6 ms and direct 78.2 ms."""
+    timed every near equal side by side. At 112x112 64->128 inference, batch 8 (Zen 3), F(6x6) in chunks of 2 won
+    the climb's second round, ran 82.3 ms in the third beside chunks of 4 alone and was the pick, where chunks of 1
+    had run 58.6 ms (the cache entry's times). Within ``SCREEN_KEEP`` instead, the upward climb's full-batch rounds
+    timed up to four candidates (batch-32 inference tuning 99 s in that trace, 78 s within ``NEAR_RATIO``, Zen 3;
+    one run each)."""
     steps = {dataclasses.replace(best, chunk=size).name for size in step_sizes}
     return [Choice.parse(name) for name, t in result.items()
-            if name != best.name and name not in steps and t <= SCREEN_KEEP * result[best.name]]
+            if name != best.name and name not in steps and t <= NEAR_RATIO * result[best.name]]
 
 
 def _chunk_divisors(workload, algorithm):
