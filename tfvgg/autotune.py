@@ -756,10 +756,10 @@ def _climb_chunks(workload, measure, seconds, winner, others=(), upward=False):
     The first round times the winner beside ``others`` and its neighbours on both sides (``upward``: the next
     larger size only, the smaller ones measured already on fewer images). Each later round times the new best
     beside the next size in the direction that won, and beside every candidate of the round before within
-    ``NEAR_RATIO`` of it (``_still_close``), until the best stays or wins by less than ``TIE_RATIO``, a
-    candidate that led a round before wins again, or no size is left that way; another algorithm winning: its neighbours on both sides
-    (``upward``: it is the pick). Each chunk size is another XLA compilation and a round of runs: the search
-    compiles the sizes on its path, not every divisor.
+    ``NEAR_RATIO`` of it (``_still_close``), until the best stays or wins by less than ``TIE_RATIO``, a candidate
+    that led a round before wins again, or no size is left that way; another algorithm winning: its neighbours on
+    both sides (``upward``: it is the pick). Each chunk size is another XLA compilation and a round of runs: the
+    search compiles the sizes on its path, not every divisor.
     """
     divisors = _chunk_divisors(workload, winner.algorithm)
     if winner.chunk not in divisors:
