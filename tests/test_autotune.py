@@ -584,8 +584,8 @@ def test_a_round_that_a_spell_of_the_machine_turned_is_timed_once_more(monkeypat
 
 
 def test_the_climb_keeps_its_close_contenders_in_the_next_round():
-    # batch 8, 112x112 64->128 inference, the cache entry of a Zen 3 run (ms): F(6x6)/2 won the second round,
-    # then ran 82.3 ms in the third beside F(6x6)/4 alone and was the pick, where F(6x6)/1 had run 58.6
+    # batch 8, 112x112 64->128 inference, rounds built around a Zen 3 run's cache entry (ms): F(6x6)/2 won the
+    # second round, then ran 82.3 ms in the third beside F(6x6)/4 alone and was the pick; F(6x6)/1 had run 58.6
     first = {"direct": 78.0, "winograd2/1": 104.1, "winograd4/1": 66.0, "winograd6/1": 61.0}
     second = {"direct": 78.2, "winograd6/1": 58.6, "winograd6/2": 56.5, "winograd4/1": 64.7}
     third = {"direct": 78.2, "winograd6/1": 59.0, "winograd6/2": 82.3, "winograd6/4": 102.0}
