@@ -723,7 +723,7 @@ def test_tune_network_looks_again_after_the_pass_and_updates_the_cache_and_the_r
 
     def fake_time_choices(workload, choices, prepared=None, budget_rounds=None, **_):
         events.append(("look", workload.height, sorted(prepared, key=str)))
-        return {choice.name: {"direct": 1.0, "winograd6/1": 0.8}[choice.name] for choice in choices}
+        return {choice.name: {"direct": 1.2, "winograd6/1": 0.8}[choice.name] for choice in choices}
 
     monkeypatch.setattr(autotune, "tune", fake_tune)
     monkeypatch.setattr(autotune, "time_choices", fake_time_choices)
@@ -732,11 +732,13 @@ def test_tune_network_looks_again_after_the_pass_and_updates_the_cache_and_the_r
     assert [event[0] for event in events] == ["tune"] * 9 + ["look"]   # after all of the pass's workloads
     assert events[-1] == ("look", 224, [autotune.Choice("direct"), "inputs"])   # the pick's run kept, no other
     row = next(r for r in rows if r["layers"] == ["conv1_2"])
-    assert row["choice"] == "winograd6/1" and row["second_look"] == {"direct": 1.0, "winograd6/1": 0.8}
+    assert row["choice"] == "winograd6/1" and row["second_look"] == {"direct": 1.2, "winograd6/1": 0.8}
     assert row["speedup_vs_direct"] == pytest.approx(1.25)
     assert autotune.current_cache().get(autotune.Workload(224, 224, 64, 64, 8, pass_name="inference"))[
         "choice"] == "winograd6/1"
-    assert any("second look" in line and "now winograd6/1" in line for line in printed)
+    look = next(line for line in printed if "second look" in line)   # the look's times, then those that decided
+    assert "direct 1200.0 ms, winograd6/1 800.0 ms side by side" in look and "now winograd6/1" in look
+    assert "best of both moments direct 1000.0, winograd6/1 800.0 ms" in look
 
 
 def test_a_second_look_drops_neither_contender_after_a_slow_first_run(monkeypatch):

@@ -957,10 +957,11 @@ def _second_looks(cache, rows, looks, spent, print_fn):
         row = rows[index] = _row(rows[index]["pass"], rows[index]["layers"], workload, looked, False, None)
         if print_fn:
             times = ", ".join(f"{name} {t * 1e3:.1f} ms" for name, t in looked["second_look"].items())
+            best = ", ".join(f"{name} {looked['seconds'][name] * 1e3:.1f}" for name in looked["second_look"])
             verdict = f"now {looked['choice']}" if looked["choice"] != entry["choice"] else "kept"
             print_fn(f"  second look {row['pass']:<9} {','.join(row['layers']):<24} {workload.height}x"
-                     f"{workload.width} {workload.c_in}->{workload.c_out}: {times} side by side: {verdict} "
-                     f"({looked['tuning_seconds'] - entry['tuning_seconds']:.1f} s)")
+                     f"{workload.width} {workload.c_in}->{workload.c_out}: {times} side by side; best of both "
+                     f"moments {best} ms: {verdict} ({looked['tuning_seconds'] - entry['tuning_seconds']:.1f} s)")
 
 
 def second_look(workload, entry, measure=None, prepared=None):
