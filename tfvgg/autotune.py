@@ -800,7 +800,7 @@ def _still_close(result, best, step_sizes):
     the climb's second round, ran 82.3 ms in the third beside chunks of 4 alone and was the pick, where chunks of 1
     had run 58.6 ms (the cache entry's times). Within ``SCREEN_KEEP`` instead, the upward climb's full-batch rounds
     timed up to four candidates (batch-32 inference tuning 99 s in that trace, 78 s within ``NEAR_RATIO``, Zen 3;
-    one run each)."""
+    one trace each)."""
     steps = {dataclasses.replace(best, chunk=size).name for size in step_sizes}
     return [Choice.parse(name) for name, t in result.items()
             if name != best.name and name not in steps and t <= NEAR_RATIO * result[best.name]]
