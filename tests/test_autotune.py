@@ -693,36 +693,6 @@ def test_a_pick_with_a_close_rival_of_the_other_kind_gets_a_second_look_each_kee
     assert autotune.second_look(workload, far, replay([], calls)) is far and len(calls) == 1
 
 
-def test_at_batch_8_a_second_look_also_times_the_picks_closest_rival_of_its_own_kind():
-    # batch 8, 112x112 64->128 inference: the cache entry of a run on a Zen 3 (s), then the table's times there
-    workload = autotune.Workload(112, 112, 64, 128, 8, pass_name="inference")
-    seconds = {"direct": 0.0857, "winograd2/1": 0.1181, "winograd4/1": 0.0876, "winograd4/2": 0.0858,
-               "winograd6/1": 0.0790, "winograd6/2": 0.0728}
-    entry = {"choice": "winograd6/2", "seconds": seconds, "tuning_seconds": 6.0}
-    calls = []
-    table = {"winograd6/2": 0.0594, "direct": 0.0784, "winograd6/1": 0.0553}
-    looked = autotune.second_look(workload, entry, replay([table], calls))
-    assert calls == [["winograd6/2", "direct", "winograd6/1"]]        # 1.085x behind: within SCREEN_KEEP
-    assert looked["choice"] == "winograd6/1"                           # 0.0553 x 1.05 under 0.0594
-    assert looked["seconds"]["winograd6/2"] == 0.0594 and looked["seconds"]["winograd6/1"] == 0.0553
-    # the same rival ahead by no more than NEAR_RATIO is a near equal: the pick stays
-    assert autotune.second_look(workload, entry, replay([{**table, "winograd6/1": 0.0570}], []))[
-        "choice"] == "winograd6/2"
-    calls.clear()
-    far = {**entry, "seconds": {**seconds, "winograd6/1": 0.0810}}      # 1.11x behind: only direct looks again
-    autotune.second_look(workload, far, replay([table], calls))
-    assert calls == [["winograd6/2", "direct"]]
-    calls.clear()
-    alone = {**entry, "seconds": {"direct": 0.2, "winograd6/1": 0.0790, "winograd6/2": 0.0728}}   # direct far
-    assert autotune.second_look(workload, alone, replay([table], calls))["choice"] == "winograd6/1"
-    assert calls == [["winograd6/2", "winograd6/1"]]
-    calls.clear()
-    screened = dataclasses.replace(workload, batch=32)                 # a screen gave it a second moment already
-    autotune.second_look(screened, {**entry, "seconds": {k: 4 * t for k, t in seconds.items()}}, replay([
-        {k: 4 * t for k, t in table.items()}], calls))
-    assert calls == [["winograd6/2", "direct"]]
-
-
 def test_a_second_look_takes_the_rival_from_the_screen_when_the_full_batch_ran_one_kind():
     # batch 32 inference: direct and F(6x6) only ever met on 8 images; the look is on the full batch
     workload = autotune.Workload(224, 224, 64, 64, 32, pass_name="inference")

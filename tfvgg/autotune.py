@@ -935,13 +935,13 @@ def tune_network(model, batch, dtype="float32", data_format="NHWC", pass_names=P
 
 def _kept_for_a_second_look(index, workload, entry, built):
     """``[(index, workload, runs)]`` if ``entry`` has a rival for ``second_look``, else ``[]``; ``runs``: the
-    contenders' runs that tuning built on the full batch (``tune``'s ``prepared``) and their inputs, so that the
-    look does not build them again (only theirs are kept: a 224x224 input at batch 32 takes 411 MB)."""
-    contenders = _second_look_contenders(workload, entry)
-    if not contenders:
+    pair's runs that tuning built on the full batch (``tune``'s ``prepared``) and their inputs, so that the look
+    does not build them again (only theirs are kept: a 224x224 input at batch 32 takes 411 MB)."""
+    pair = _second_look_pair(workload, entry)
+    if not pair:
         return []
     runs = built.get(workload, {})
-    return [(index, workload, {key: runs[key] for key in ("inputs", *contenders) if key in runs})]
+    return [(index, workload, {key: runs[key] for key in ("inputs", *pair) if key in runs})]
 
 
 def _second_looks(cache, rows, looks, spent, print_fn):
@@ -965,22 +965,21 @@ def _second_looks(cache, rows, looks, spent, print_fn):
 
 
 def second_look(workload, entry, measure=None, prepared=None):
-    """``entry`` after its pick and its closest rivals (``_second_look_contenders``: of the other kind, direct
-    against Winograd, and at a batch tuned without a screen, of the same kind) ran side by side once more, at
-    another moment (``tune_network``: after the pass's other workloads). Each keeps its best time of both moments
-    (``"seconds"``; this look's in ``"second_look"``), and the fastest rival becomes the pick if over
-    ``NEAR_RATIO`` faster (within it a near equal, whose order one more run decides by noise: at 224x224 64->64
-    training, batch 32, a look put F(6x6) 3.3% ahead of direct, and the table after it direct 6.4% ahead of it).
-    ``entry`` itself if there is no such rival or a contender fails to run. ``measure`` as ``tune``'s;
-    ``prepared``: ``time_choices``' (the contenders' runs).
+    """``entry`` after its pick and the closest rival of the other kind (``_second_look_pair``: direct against
+    Winograd) ran side by side once more, at another moment (``tune_network``: after the pass's other
+    workloads). Each keeps its best time of both moments (``"seconds"``; this look's in ``"second_look"``), and
+    the rival becomes the pick if over ``NEAR_RATIO`` faster (within it a near equal, whose order one more run
+    decides by noise: at 224x224 64->64 training, batch 32, a look put F(6x6) 3.3% ahead of direct, and the table
+    after it direct 6.4% ahead of it). ``entry`` itself if there is no such rival or one of the two fails to
+    run. ``measure`` as ``tune``'s; ``prepared``: ``time_choices``' (the pair's runs).
 
     A slow spell of a shared machine slows Winograd's memory-bound transforms far more than direct convolution
     and can last through all of a workload's rounds, where no rule comparing them can see it: at 112x112 64->128
     inference, batch 8 (Zen 4), the tuner timed F(6x6) at 74.6 ms in every round, where tables timed 47.8-50.3
     ms that evening, and picked direct, which ran at 0.74 of F(6x6)'s speed in those tables.
     """
-    contenders = _second_look_contenders(workload, entry)
-    if not contenders:
+    pair = _second_look_pair(workload, entry)
+    if not pair:
         return entry
     start = time.perf_counter()
     if measure is None:   # no drop: F(6x6) ran 3.8x its tuned time in a look's first round (512 against 134 ms)
@@ -988,38 +987,24 @@ def second_look(workload, entry, measure=None, prepared=None):
             return time_choices(w, choices, prepared={} if prepared is None else prepared, budget_rounds=1,
                                 drop=False)
     with _quiet_retracing():
-        again = measure(workload, contenders)
-    pick, *rivals = (choice.name for choice in contenders)
-    if any(name not in again for name in (pick, *rivals)):
+        again = measure(workload, pair)
+    pick, rival = (choice.name for choice in pair)
+    if pick not in again or rival not in again:
         return entry
     both = {name: min(t, entry["seconds"].get(name, t)) for name, t in again.items()}
-    rival = min(rivals, key=both.get)
     return {**entry, "choice": rival if both[rival] * NEAR_RATIO < both[pick] else pick,
             "seconds": {**entry["seconds"], **both}, "second_look": dict(again),
             "tuning_seconds": round(entry["tuning_seconds"] + time.perf_counter() - start, 3)}
 
 
-def _second_look_contenders(workload, entry):
-    """``[pick, rival, ...]`` (``Choice``s at ``workload``'s batch) for ``second_look``, or ``[]`` if no rival:
-    ``_other_kind_rival``, and at a batch of ``SCREEN_BATCH`` images or fewer ``_same_kind_rival``. A larger
-    batch met its candidates at two moments already (on fewer images, then the full batch); at batch 8 every
-    round ran in one stretch, and near equals turned between the tuner's moment and the table's by 7-8% (Zen 3:
-    at 112x112 64->128 inference the tuner had F(6x6)/2 at 72.8 ms and /1 at 79.0, the table 59.4 and 55.3)."""
-    pick = Choice.parse(entry["choice"])
-    rivals = [_other_kind_rival(workload, entry, pick)]
-    if workload.batch <= SCREEN_BATCH:
-        rivals.append(_same_kind_rival(entry, pick))
-    rivals = [rival for rival in rivals if rival is not None]
-    return [pick, *rivals] if rivals else []
-
-
-def _other_kind_rival(workload, entry, pick):
-    """The other kind's fastest (direct, or the fastest Winograd candidate) in the full batch's timings if both
-    kinds ran there, else in the screen's, if within ``CLOSE_RATIO`` of the pick's algorithm at its fastest there,
-    and if one run of each takes under ``ROUNDS_BUDGET`` by those timings (the screen's scaled to the full batch):
-    past it a look gets one run each, and at 224x224 64->64 training, batch 32 (about 4 s a round), four looks of
-    4-10 s on a Zen 4 turned no pick for the better. None if there is none."""
-    screen = entry.get("screen") or {}
+def _second_look_pair(workload, entry):
+    """``[pick, rival]`` (``Choice``s at ``workload``'s batch) for ``second_look``, or ``[]``. The rival: the other
+    kind's fastest (direct, or the fastest Winograd candidate) in the full batch's timings if both kinds ran
+    there, else in the screen's, if within ``CLOSE_RATIO`` of the pick's algorithm at its fastest there, and if
+    one run of each takes under ``ROUNDS_BUDGET`` by those timings (the screen's scaled to the full batch): past
+    it a look gets one run each, and at 224x224 64->64 training, batch 32 (about 4 s a round), four looks of
+    4-10 s on a Zen 4 turned no pick for the better."""
+    pick, screen = Choice.parse(entry["choice"]), entry.get("screen") or {}
     for seconds, scale in ((entry["seconds"], 1.0), (screen.get("seconds") or {}, workload.batch / (
             screen.get("batch") or workload.batch))):
         fastest = _fastest_per_algorithm(seconds)
@@ -1028,24 +1013,9 @@ def _other_kind_rival(workload, entry, pick):
             algorithm = min(others, key=lambda a: others[a][0])
             (rival_seconds, chunk, products), pick_seconds = others[algorithm], fastest[pick.algorithm][0]
             if rival_seconds > CLOSE_RATIO * pick_seconds or (rival_seconds + pick_seconds) * scale > ROUNDS_BUDGET:
-                return None
-            return _at_batch(Choice(algorithm, chunk, products), workload)
-    return None
-
-
-def _same_kind_rival(entry, pick):
-    """A Winograd pick's fastest other Winograd candidate in ``entry``'s timings (another algorithm, chunk size
-    or placement), if within ``SCREEN_KEEP`` of the pick's own time there and one run of each takes under
-    ``ROUNDS_BUDGET``; else None (also for direct's pick)."""
-    seconds = entry["seconds"]
-    if pick.algorithm == "direct" or pick.name not in seconds:
-        return None
-    others = [(t, name) for name, t in seconds.items()
-              if name != pick.name and Choice.parse(name).algorithm != "direct"]
-    t, name = min(others, default=(float("inf"), None))
-    if t > SCREEN_KEEP * seconds[pick.name] or t + seconds[pick.name] > ROUNDS_BUDGET:
-        return None
-    return Choice.parse(name)
+                return []
+            return [pick, _at_batch(Choice(algorithm, chunk, products), workload)]
+    return []
 
 
 def _row(pass_name, layers, workload, entry, reused, print_fn):
