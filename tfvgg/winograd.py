@@ -140,9 +140,9 @@ def input_transform(x, m):
     as one contraction over the m+2 strided column views. Sums in both stages ((m+2)^2 outputs) ran about as fast
     but took XLA 4-6x as long to compile (F(4x4) 1.6 s, F(6x6) 3.0 s), most of what tuning a layer costs;
     contractions in both stages compiled as fast and ran VGG-16's forward pass 13% slower. The images and tile
-    rows are one axis in the second stage: with an axis of 2 images there, XLA took 1.5-2.7 s to compile this
-    (0.2-0.7 s with 1, 4 or 8 images, and with 2 once merged; bit-identical results, the same speed measured
-    interleaved; Zen 3, TF 2.21).
+    rows are one axis in the second stage: with an axis of 2 images there, XLA took 0.4-2.7 s to compile this
+    (over 1.5 s for 8 of VGG-16's 16 layer shapes and algorithms), 0.2-0.6 s merged, and 0.2-1.2 s either way for
+    1, 4 or 8 images (bit-identical results, the same speed measured interleaved; Zen 3, TF 2.21).
     """
     bt, alpha = TRANSFORMS[m]["BT"], m + 2
     _, h, w, c = x.shape
